@@ -1,0 +1,1 @@
+"""The TPP quota ledger: the domain (units, policy, service, chain, store)."""

@@ -1,0 +1,61 @@
+"""Named outcomes of ledger operations that did not succeed.
+
+Each carries a stable `code`; the API maps classes to HTTP statuses and codes
+to problem `type` URIs. Messages are for people; codes are for programs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    code = "ledger_error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(LedgerError):
+    """Malformed or unresolvable input: nothing was decided or written."""
+
+    code = "invalid_input"
+
+    def __init__(self, detail: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, field=field, **extra)
+        self.field = field
+
+
+class NotFound(LedgerError):
+    code = "not_found"
+
+
+class Conflict(LedgerError):
+    """The operation does not fit the current state (expired, already_released, ...)."""
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.code = code
+
+
+class IdempotencyMismatch(LedgerError):
+    """The idempotency key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class Unavailable(LedgerError):
+    """The database did not answer; nothing was written."""
+
+    code = "unavailable"
+
+
+class InvariantBroken(LedgerError):
+    """A guard inside the transaction caught a decision that would break a cap.
+
+    This means a bug in the policy engine; the transaction is rolled back.
+    """
+
+    code = "invariant_broken"

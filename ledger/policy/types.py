@@ -1,0 +1,166 @@
+"""The vocabulary shared by the policy engine and the ledger service.
+
+Everything here is plain, immutable data: the policy engine reads these and
+returns these, and never touches storage. All TPP figures are exact ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# Bucket kinds. `footprint` is uncapped: it records an operator's TPP per
+# country (every shipment, Tier 1 included) so UVEU ratios can be checked.
+COUNTRY_ALLOCATION = "country_allocation"
+LPP = "lpp"
+NVEU = "nveu"
+LICENSE = "license"
+FOOTPRINT = "footprint"
+BUCKET_KINDS = (COUNTRY_ALLOCATION, LPP, NVEU, LICENSE, FOOTPRINT)
+
+# Authorization paths a line can take.
+PATH_TIER1 = "tier1"
+PATH_UVEU = "uveu"
+PATH_NVEU = "nveu"
+PATH_LPP = "lpp"
+PATH_LICENSE = "license"
+PATHS = (PATH_TIER1, PATH_UVEU, PATH_NVEU, PATH_LPP, PATH_LICENSE)
+
+
+@dataclass(frozen=True, order=True)
+class BucketKey:
+    """Identity of one quota that can run out: (kind, key, period).
+
+    `operator_id` and `country` are scope columns the store indexes so it can
+    find, e.g., every footprint bucket of one operator. They are derived from
+    the identity, never independent of it.
+    """
+
+    kind: str
+    key: str
+    period: str
+    operator_id: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    committed: int = 0
+    held: int = 0  # unexpired holds only: a hold past its time counts for nothing
+
+    @property
+    def used(self) -> int:
+        return self.committed + self.held
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    id: str
+    hq_country: str
+    veu_type: str | None = None  # None | "UVEU" | "NVEU"
+    veu_country: str | None = None  # for NVEU: the one country it is validated in
+    footprint: Mapping[str, int] = field(default_factory=dict)  # declared pre-ledger TPP
+
+
+@dataclass(frozen=True)
+class ConsigneeInfo:
+    id: str
+    country: str
+    operator_id: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LicenseInfo:
+    id: str
+    country: str
+    consignee_id: str | None
+    tpp: int
+    valid_from: date
+    valid_to: date  # inclusive
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    """One line of a reservation, resolved against the reference data."""
+
+    destination_country: str
+    operator: OperatorInfo
+    consignee: ConsigneeInfo
+    tpp: int
+    license: LicenseInfo | None = None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the service must lock and load before the policy can decide."""
+
+    buckets: frozenset[BucketKey]
+    footprint_of: frozenset[str]  # operators whose every footprint bucket is needed
+
+
+@dataclass(frozen=True)
+class Draw:
+    """TPP a line takes from one bucket; `cap` is None for uncapped buckets."""
+
+    bucket: BucketKey
+    tpp: int
+    cap: int | None
+
+
+@dataclass(frozen=True)
+class Violation:
+    line: int
+    constraint: str  # bucket kind or rule: tier3, uveu, nveu, lpp, license, country_allocation
+    key: str
+    cap: int
+    used: int
+    requested: int
+
+
+@dataclass(frozen=True)
+class LineDecision:
+    line: int
+    tpp: int
+    path: str | None  # None when denied
+    draws: tuple[Draw, ...] = ()
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule_set: str
+    rule_set_version: str
+    lines: tuple[LineDecision, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return all(line.allowed for line in self.lines)
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return tuple(v for line in self.lines for v in line.violations)
+
+
+@dataclass(frozen=True)
+class HeadroomBucket:
+    """A bucket that applies to a headroom query, with its cap (None: uncapped)."""
+
+    bucket: BucketKey
+    kind: str  # as shown to users: country_allocation | lpp | nveu | license | uveu
+    key: str
+    cap: int | None
+
+
+BalanceView = Mapping[BucketKey, Balance]
+"""Current balances of the buckets named in Needs (missing means unused)."""
+
+
+def at_date(at: datetime) -> date:
+    """The UTC calendar date that decides years, quarters and licence validity."""
+    return at.date()

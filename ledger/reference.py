@@ -1,0 +1,202 @@
+"""Reference data: operators, consignees, licences; and turning request lines into
+policy `LineRequest`s (which is where unknown references become 422s)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ledger.countries import is_known_country
+from ledger.errors import InvalidInput
+from ledger.policy.types import ConsigneeInfo, LicenseInfo, LineRequest, OperatorInfo
+from ledger.store.models import Consignee, License, Operator
+from ledger.views import LineInput
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+VEU_TYPES = ("UVEU", "NVEU")
+
+
+def check_id(value: str, field: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidInput(
+            f"{field} must be 1-64 characters of letters, digits, '.', '_', ':' or '-'",
+            field=field,
+        )
+    return value
+
+
+def check_country(code: str, field: str) -> str:
+    if not isinstance(code, str) or not is_known_country(code):
+        raise InvalidInput(f"{field}: {code!r} is not an ISO 3166-1 alpha-2 code", field=field)
+    return code
+
+
+def check_tpp(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive integer", field=field)
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorInput:
+    id: str
+    name: str
+    hq_country: str
+    veu_type: str | None = None
+    veu_country: str | None = None
+    footprint: dict[str, int] | None = None
+
+    def validate(self) -> None:
+        check_id(self.id, "operator_id")
+        check_country(self.hq_country, "hq_country")
+        if self.veu_type is not None and self.veu_type not in VEU_TYPES:
+            raise InvalidInput("veu.type must be UVEU or NVEU", field="veu.type")
+        if self.veu_type == "NVEU":
+            if self.veu_country is None:
+                raise InvalidInput("an NVEU names its country", field="veu.country")
+            check_country(self.veu_country, "veu.country")
+        elif self.veu_country is not None:
+            raise InvalidInput("only an NVEU names a country", field="veu.country")
+        for country, tpp in (self.footprint or {}).items():
+            check_country(country, f"footprint.{country}")
+            if isinstance(tpp, bool) or not isinstance(tpp, int) or tpp < 0:
+                raise InvalidInput(
+                    "footprint values are non-negative integers", field=f"footprint.{country}"
+                )
+
+
+@dataclass(frozen=True)
+class ConsigneeInput:
+    id: str
+    name: str
+    country: str
+    operator_id: str | None = None
+    group_id: str | None = None
+
+    def validate(self) -> None:
+        check_id(self.id, "consignee_id")
+        check_country(self.country, "country")
+        if self.operator_id is not None:
+            check_id(self.operator_id, "operator_id")
+        if self.group_id is not None:
+            check_id(self.group_id, "group_id")
+
+
+@dataclass(frozen=True)
+class LicenseInput:
+    id: str
+    country: str
+    tpp: int
+    valid_from: date
+    valid_to: date
+    consignee_id: str | None = None
+
+    def validate(self) -> None:
+        check_id(self.id, "license_id")
+        check_country(self.country, "country")
+        check_tpp(self.tpp, "tpp")
+        if self.consignee_id is not None:
+            check_id(self.consignee_id, "consignee_id")
+        if self.valid_to < self.valid_from:
+            raise InvalidInput("valid_to is before valid_from", field="valid_to")
+
+
+def operator_info(row: Operator) -> OperatorInfo:
+    return OperatorInfo(
+        id=row.id,
+        hq_country=row.hq_country,
+        veu_type=row.veu_type,
+        veu_country=row.veu_country,
+        footprint=dict(row.footprint or {}),
+    )
+
+
+def consignee_info(row: Consignee) -> ConsigneeInfo:
+    return ConsigneeInfo(row.id, row.country, row.operator_id, row.group_id)
+
+
+def license_info(row: License) -> LicenseInfo:
+    return LicenseInfo(row.id, row.country, row.consignee_id, row.tpp, row.valid_from, row.valid_to)
+
+
+def upsert(session: Session, model: type[Any], values: dict[str, Any], now: datetime) -> None:
+    """Create-or-replace one reference row (PUT semantics)."""
+    row = session.get(model, values["id"])
+    if row is None:
+        session.add(model(**values, updated_at=now))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = now
+
+
+class LineResolver:
+    """Resolves request lines against reference data, caching rows for one transaction."""
+
+    def __init__(self, session: Session, chip_tpp: Any) -> None:
+        self._session = session
+        self._chip_tpp = chip_tpp
+        self._cache: dict[tuple[type[Any], str], Any] = {}
+
+    def _get(self, model: type[Any], ident: str) -> Any:
+        key = (model, ident)
+        if key not in self._cache:
+            self._cache[key] = self._session.get(model, ident)
+        return self._cache[key]
+
+    def resolve(self, lines: Sequence[LineInput]) -> list[LineRequest]:
+        if not lines:
+            raise InvalidInput("a reservation needs at least one line", field="lines")
+        return [self._resolve_one(i, line) for i, line in enumerate(lines)]
+
+    def _resolve_one(self, i: int, line: LineInput) -> LineRequest:
+        f = f"lines[{i}]"
+        check_country(line.destination_country, f"{f}.destination_country")
+        tpp = self._line_tpp(f, line)
+        operator = self._get(Operator, line.operator_id)
+        if operator is None:
+            raise InvalidInput(f"unknown operator {line.operator_id!r}", field=f"{f}.operator_id")
+        consignee = self._get(Consignee, line.consignee_id)
+        if consignee is None:
+            raise InvalidInput(
+                f"unknown consignee {line.consignee_id!r}", field=f"{f}.consignee_id"
+            )
+        if consignee.country != line.destination_country:
+            raise InvalidInput(
+                f"consignee {consignee.id!r} is located in {consignee.country}, "
+                f"not in {line.destination_country}",
+                field=f"{f}.consignee_id",
+            )
+        license_ = None
+        if line.license_id is not None:
+            row = self._get(License, line.license_id)
+            if row is None:
+                raise InvalidInput(
+                    f"unknown licence {line.license_id!r}", field=f"{f}.license_id"
+                )
+            license_ = license_info(row)
+        return LineRequest(
+            destination_country=line.destination_country,
+            operator=operator_info(operator),
+            consignee=consignee_info(consignee),
+            tpp=tpp,
+            license=license_,
+        )
+
+    def _line_tpp(self, f: str, line: LineInput) -> int:
+        if line.chip is not None and line.tpp is not None:
+            raise InvalidInput("give chip and quantity, or tpp, not both", field=f"{f}.tpp")
+        if line.tpp is not None:
+            return check_tpp(line.tpp, f"{f}.tpp")
+        if line.chip is None:
+            raise InvalidInput("give chip and quantity, or tpp", field=f"{f}.chip")
+        per_chip = self._chip_tpp(line.chip)
+        if per_chip is None:
+            raise InvalidInput(f"unknown chip {line.chip!r}", field=f"{f}.chip")
+        quantity = check_tpp(line.quantity, f"{f}.quantity")
+        return int(per_chip) * quantity

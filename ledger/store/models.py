@@ -1,0 +1,224 @@
+"""Storage tables. Every TPP column is BIGINT; every time is UTC.
+
+Table models never cross the API boundary: the service returns its own views.
+Invariants kept by the service (and checked by the reconciliation job):
+- `entry` rows are never updated or deleted (database triggers refuse it);
+- `bucket.committed` / `bucket.held` equal the sums of the bucket's entries;
+- `active_hold` holds exactly the draws of reservations whose status is `held`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Constraint names must be stable for Alembic on both dialects.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: one representation on every dialect."""
+
+    impl = sa.DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def tpp_column(**kwargs: Any) -> Any:
+    return Field(sa_column=sa.Column(sa.BigInteger, nullable=False, **kwargs))
+
+
+def time_column(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def json_column(nullable: bool = False) -> Any:
+    return Field(sa_column=sa.Column(sa.JSON, nullable=nullable))
+
+
+class Operator(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    hq_country: str = Field(max_length=2)
+    veu_type: str | None = Field(default=None, max_length=8)  # None | UVEU | NVEU
+    veu_country: str | None = Field(default=None, max_length=2)
+    footprint: dict[str, int] = json_column()  # declared pre-ledger TPP per country
+    updated_at: datetime = time_column()
+
+
+class Consignee(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    country: str = Field(max_length=2)
+    operator_id: str | None = Field(default=None, max_length=64)
+    group_id: str | None = Field(default=None, max_length=64)
+    updated_at: datetime = time_column()
+
+
+class License(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    country: str = Field(max_length=2)
+    consignee_id: str | None = Field(default=None, max_length=64)
+    tpp: int = tpp_column()
+    valid_from: date
+    valid_to: date  # inclusive
+    updated_at: datetime = time_column()
+
+
+class Bucket(SQLModel, table=True):
+    """Balance projection of one quota: (kind, key, period)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "key", "period"),
+        sa.Index("ix_bucket_kind_operator", "kind", "operator_id"),
+        sa.CheckConstraint("committed >= 0 AND held >= 0", name="nonnegative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=160)
+    period: str = Field(max_length=16)
+    operator_id: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, max_length=2)
+    committed: int = tpp_column(default=0)
+    held: int = tpp_column(default=0)
+
+
+class Reservation(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    owner: str = Field(max_length=64, index=True)  # the API key id (or actor) that made it
+    status: str = Field(max_length=16)  # held | committed | released | expired
+    created_at: datetime = time_column()
+    expires_at: datetime = time_column(index=True)
+    resolved_at: datetime | None = time_column(nullable=True)
+    reversed_at: datetime | None = time_column(nullable=True)
+    hold_seconds: int
+    rule_set: str = Field(max_length=64)
+    rule_set_version: str = Field(max_length=32)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+class ReservationLine(SQLModel, table=True):
+    __tablename__ = "reservation_line"
+
+    reservation_id: str = Field(primary_key=True, max_length=40)
+    line_no: int = Field(primary_key=True)
+    destination_country: str = Field(max_length=2)
+    operator_id: str = Field(max_length=64)
+    consignee_id: str = Field(max_length=64)
+    chip: str | None = Field(default=None, max_length=32)
+    quantity: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    license_id: str | None = Field(default=None, max_length=64)
+    tpp: int = tpp_column()
+    path: str = Field(max_length=16)
+
+
+class LineDraw(SQLModel, table=True):
+    """Which buckets one line drew on, and how much: fixed at decision time."""
+
+    __tablename__ = "line_draw"
+
+    reservation_id: str = Field(primary_key=True, max_length=40)
+    line_no: int = Field(primary_key=True)
+    bucket_id: int = Field(primary_key=True)
+    tpp: int = tpp_column()
+
+
+class ActiveHold(SQLModel, table=True):
+    """Draws of reservations still `held`; lets reads ignore holds past their time."""
+
+    __tablename__ = "active_hold"
+    __table_args__ = (sa.Index("ix_active_hold_bucket_expires", "bucket_id", "expires_at"),)
+
+    reservation_id: str = Field(primary_key=True, max_length=40)
+    line_no: int = Field(primary_key=True)
+    bucket_id: int = Field(primary_key=True)
+    tpp: int = tpp_column()
+    expires_at: datetime = time_column()
+
+
+class Entry(SQLModel, table=True):
+    """The append-only, hash-chained record. Never updated, never deleted."""
+
+    __table_args__ = (
+        sa.Index("ix_entry_country_seq", "country", "seq"),
+        sa.Index("ix_entry_operator_seq", "operator_id", "seq"),
+        sa.Index("ix_entry_consignee_seq", "consignee_id", "seq"),
+        sa.Index("ix_entry_kind_seq", "kind", "seq"),
+        sa.Index("ix_entry_reservation", "reservation_id"),
+        sa.Index("ix_entry_effective_at", "effective_at"),
+    )
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=16)  # hold | commit | release | expire | reversal
+    reservation_id: str = Field(max_length=40)
+    line_no: int
+    country: str = Field(max_length=2)
+    operator_id: str = Field(max_length=64)
+    consignee_id: str = Field(max_length=64)
+    path: str = Field(max_length=16)
+    tpp: int = tpp_column()
+    draws: list[list[Any]] = json_column()  # [[kind, key, period, tpp], ...] sorted
+    effective_at: datetime = time_column()
+    recorded_at: datetime = time_column()
+    actor: str = Field(max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    rule_set: str = Field(max_length=64)
+    rule_set_version: str = Field(max_length=32)
+    note: str | None = Field(default=None, max_length=500)
+    encoding: int  # version of the canonical byte encoding hashed
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class ChainHead(SQLModel, table=True):
+    """The chain's tip. Its row is the ledger's write lock: every writer takes it first."""
+
+    __tablename__ = "chain_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, default=0))
+    hash: str = Field(max_length=64)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_record"
+
+    actor: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    outcome: dict[str, Any] = json_column()
+    created_at: datetime = time_column()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=16)  # admin | vendor | operator | auditor
+    operator_id: str | None = Field(default=None, max_length=64)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = time_column()
+    revoked_at: datetime | None = time_column(nullable=True)
