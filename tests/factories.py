@@ -58,7 +58,7 @@ def line(
     license_id: str | None = None,
 ) -> LineInput:
     if chip is None and tpp is None:
-        chip, quantity = "H100-SXM", quantity or 1
+        chip, quantity = "H100-SXM", (1 if quantity is None else quantity)
     return LineInput(country, operator_id, consignee_id, chip, quantity, tpp, license_id)
 
 
