@@ -51,7 +51,7 @@ def format_time(at: datetime) -> str:
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise TypeError(f"{type(value).__name__} is not allowed in a hashed entry")
     if isinstance(value, list | tuple):
         return [_canonical_value(v) for v in value]
@@ -101,7 +101,8 @@ class ChainVerifier:
             return False
         seq = entry.seq
         if seq != self.expected_seq:
-            return self._bad(self.expected_seq, f"gap: expected seq {self.expected_seq}, found {seq}")
+            expected = self.expected_seq
+            return self._bad(expected, f"gap: expected seq {expected}, found {seq}")
         if entry.prev_hash != self.head:
             return self._bad(seq, "prev_hash does not match the previous entry's hash")
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.settings import get_settings
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Other modules (jobs, replay, export) add subcommands here without this file
 # knowing their internals.
-EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def _load_extensions() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from ledger.store import models  # noqa: F401  (registers the tables)
 from ledger.store.engine import create_ledger_engine
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

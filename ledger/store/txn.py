@@ -44,7 +44,7 @@ def effective_balances(
     if not rows:
         return {}
     ids = [r.id for r in rows]
-    expired = dict(
+    expired: dict[int, int] = dict(
         session.execute(
             sa.select(ACTIVE_HOLD.c.bucket_id, sa.func.sum(ACTIVE_HOLD.c.tpp))
             .where(ACTIVE_HOLD.c.bucket_id.in_(ids), ACTIVE_HOLD.c.expires_at <= now)

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22
 
 Also installs the append-only triggers on `entry` (both dialects) and the
@@ -10,10 +10,10 @@ chain head row (seq 0, the genesis hash).
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel.sql.sqltypes  # noqa: F401  (autogenerate emits AutoString)
+import sqlmodel.sql.sqltypes
 from alembic import op
 
-import ledger.store.models  # noqa: F401
+import ledger.store.models
 
 GENESIS_HASH = "0" * 64
 
@@ -196,7 +196,11 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     for statement in POSTGRES_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS:
         op.execute(statement)
-    op.execute(f"INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')")
+    op.execute(
+        sa.text("INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, :genesis)").bindparams(
+            genesis=GENESIS_HASH
+        )
+    )
 
 
 def downgrade() -> None:

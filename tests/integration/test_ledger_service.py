@@ -120,7 +120,9 @@ def test_expire_entry_is_effective_at_the_hold_expiry(books: Ledger, clock) -> N
     clock.advance(3600)
     books.expire_due()
     with books.engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT effective_at, recorded_at FROM entry WHERE kind='expire'")).one()
+        row = conn.execute(
+            sa.text("SELECT effective_at, recorded_at FROM entry WHERE kind = 'expire'")
+        ).one()
     assert row[0] < row[1]
 
 
@@ -205,9 +207,8 @@ def test_unknown_reservation_is_not_found(books: Ledger) -> None:
 @pytest.mark.parametrize("statement", ["UPDATE entry SET tpp = tpp + 1", "DELETE FROM entry"])
 def test_database_refuses_update_and_delete_of_entries(books: Ledger, statement: str) -> None:
     reserve(books, line("SG", "sg-lab", quantity=1))
-    with pytest.raises(sa.exc.DBAPIError) as err:
-        with books.engine.begin() as conn:
-            conn.exec_driver_sql(statement)
+    with pytest.raises(sa.exc.DBAPIError) as err, books.engine.begin() as conn:
+        conn.exec_driver_sql(statement)
     assert "append-only" in str(err.value)
     assert entry_kinds(books) == ["hold"]
     assert verify_chain(books.engine).ok
