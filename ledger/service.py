@@ -12,10 +12,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
-from dataclasses import asdict
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -48,8 +49,8 @@ from ledger.store.models import (
     Consignee,
     IdempotencyRecord,
     License,
-    Operator,
     LineDraw,
+    Operator,
     Reservation,
     ReservationLine,
 )
@@ -72,6 +73,7 @@ from ledger.views import (
     ReverseCommand,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Result = ReserveOutcome | ReservationView | LedgerError
 
@@ -88,6 +90,12 @@ class Ledger:
         self.write_engine = writer(engine)
         self.rule_set = rule_set
         self.clock = clock or SystemClock()
+        self._listeners: list[Callable[[set[BucketKey]], None]] = []
+
+    def on_commit(self, listener: Callable[[set[BucketKey]], None]) -> None:
+        """Calls `listener(changed bucket keys)` after each write transaction commits
+        (e.g. to refresh a headroom cache). A failing listener never undoes a commit."""
+        self._listeners.append(listener)
 
     # -- public operations: each one transaction --------------------------
 
@@ -215,14 +223,23 @@ class Ledger:
 
     def _write(self, work: Callable[[WriteTxn], T], actor: str) -> T:
         try:
-            with Session(self.write_engine, expire_on_commit=False) as session:
-                with session.begin():
-                    txn = WriteTxn(session, self.clock.now(), actor)
-                    result = work(txn)
-                    txn.finish()
-                return result
+            with (
+                Session(self.write_engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                txn = WriteTxn(session, self.clock.now(), actor)
+                result = work(txn)
+                txn.finish()
         except DB_FAULTS as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        changed = txn.touched_keys()
+        if changed:
+            for listener in self._listeners:
+                try:
+                    listener(changed)
+                except Exception:  # a cache is not the truth; the commit stands
+                    log.exception("on_commit listener failed")
+        return result
 
     def _apply(self, txn: WriteTxn, cmd: Command) -> Result:
         txn.actor = cmd.actor

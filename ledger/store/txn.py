@@ -98,6 +98,7 @@ class WriteTxn:
         self.head_hash: str = head.hash
         self._start_seq = head.seq
         self.bucket_ids: dict[BucketKey, int] = {}
+        self.touched: set[int] = set()  # bucket ids whose balance this transaction changed
 
     # -- buckets ---------------------------------------------------------
 
@@ -154,6 +155,7 @@ class WriteTxn:
         )
 
     def adjust(self, bucket_id: int, committed: int = 0, held: int = 0) -> None:
+        self.touched.add(bucket_id)
         self.session.execute(
             sa.update(BUCKET)
             .where(BUCKET.c.id == bucket_id)
@@ -178,12 +180,17 @@ class WriteTxn:
         self.head_hash = fields["hash"]
         return fields
 
-    def checkpoint(self) -> tuple[int, str, dict[BucketKey, int]]:
+    def checkpoint(self) -> tuple[int, str, dict[BucketKey, int], set[int]]:
         """In-memory state to restore when a savepoint rolls back."""
-        return self.head_seq, self.head_hash, dict(self.bucket_ids)
+        return self.head_seq, self.head_hash, dict(self.bucket_ids), set(self.touched)
 
-    def restore(self, state: tuple[int, str, dict[BucketKey, int]]) -> None:
-        self.head_seq, self.head_hash, self.bucket_ids = state[0], state[1], dict(state[2])
+    def restore(self, state: tuple[int, str, dict[BucketKey, int], set[int]]) -> None:
+        self.head_seq, self.head_hash = state[0], state[1]
+        self.bucket_ids, self.touched = dict(state[2]), set(state[3])
+
+    def touched_keys(self) -> set[BucketKey]:
+        by_id = {v: k for k, v in self.bucket_ids.items()}
+        return {by_id[i] for i in self.touched if i in by_id}
 
     def finish(self) -> None:
         """Moves the chain head; call once, just before commit."""

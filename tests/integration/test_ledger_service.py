@@ -225,3 +225,16 @@ def test_tampered_entry_is_found_by_verify(books: Ledger) -> None:
         conn.exec_driver_sql("UPDATE entry SET tpp = 1 WHERE seq = 2")
     report = verify_chain(books.engine)
     assert not report.ok and report.first_bad_seq == 2 and report.entries == 1
+
+
+def test_on_commit_listeners_see_changed_buckets_only_after_commit(books: Ledger) -> None:
+    seen: list[set[tuple[str, str]]] = []
+    books.on_commit(lambda keys: seen.append({(k.kind, k.key) for k in keys}))
+    books.on_commit(lambda keys: 1 / 0)  # a broken listener never undoes a commit
+    res = reserve(books, line("SG", "sg-lab", quantity=1)).reservation
+    assert res is not None
+    assert seen == [{("lpp", "consignee:sg-lab"), ("footprint", "op1:SG")}]
+    assert not reserve(books, line("CN", "cn-lab")).held  # denied: nothing changed
+    assert len(seen) == 1
+    books.commit(res.id, "v")
+    assert len(seen) == 2
