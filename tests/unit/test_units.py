@@ -96,8 +96,18 @@ def test_classify_refuses_float_area() -> None:
 
 @pytest.mark.parametrize(
     ("code", "known"),
-    [("US", True), ("TW", True), ("MO", True), ("HK", True), ("XK", False), ("us", False),
-     ("USA", False), ("", False), (None, False), ("ZZ", False)],
+    [
+        ("US", True),
+        ("TW", True),
+        ("MO", True),
+        ("HK", True),
+        ("XK", False),
+        ("us", False),
+        ("USA", False),
+        ("", False),
+        (None, False),
+        ("ZZ", False),
+    ],
 )
 def test_is_known_country(code: object, known: bool) -> None:
     assert is_known_country(code) is known
