@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from ledger.audit import ENTRY_EFFECT
 from ledger.clock import Clock, SystemClock
 from ledger.errors import (
     Conflict,
@@ -56,6 +57,8 @@ from ledger.store.models import (
 )
 from ledger.store.txn import (
     ACTIVE_HOLD,
+    BUCKET,
+    ENTRY,
     WriteTxn,
     draw_list,
     effective_balances,
@@ -80,8 +83,19 @@ Result = ReserveOutcome | ReservationView | LedgerError
 LINE_DRAW = LineDraw.__table__  # type: ignore[attr-defined]
 RES_LINE = ReservationLine.__table__  # type: ignore[attr-defined]
 
+@dataclass(frozen=True)
+class ProjectionRepair:
+    """One bucket row set back to its entries: (committed, held) before and after."""
+
+    bucket: tuple[str, str, str]
+    before: tuple[int, int]
+    after: tuple[int, int]
+
+
 # Errors that mean the database is unreachable or the transaction could not commit.
-DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError)
+# (Integrity and data errors are bugs or bad input, not unavailability.)
+DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+MAX_KEY_LENGTH = 200
 
 
 class Ledger:
@@ -161,6 +175,55 @@ class Ledger:
             return len(ids)
 
         return self._write(work, actor="system:expire")
+
+    def repair_projection(
+        self, truth: dict[tuple[str, str, str], tuple[int, int]], as_of_seq: int
+    ) -> list[ProjectionRepair]:
+        """Brings bucket rows back to what the entries say; writes no entry.
+
+        `truth` is (committed, held) per bucket as the entries up to `as_of_seq`
+        say. Under the write lock (no entry can be appended meanwhile) the
+        entries after `as_of_seq` are added, so the target is exact even if
+        writes happened since the snapshot; each drifted row is then set to it.
+        Entries are the truth and are never touched; only the projection moves.
+        Buckets with no row are left alone (they are reported, not invented).
+        Returns what changed.
+        """
+
+        def work(txn: WriteTxn) -> list[ProjectionRepair]:
+            target = {k: list(v) for k, v in truth.items()}
+            tail = txn.session.execute(
+                sa.select(ENTRY.c.kind, ENTRY.c.draws).where(ENTRY.c.seq > as_of_seq)
+            ).all()
+            for kind, draws in tail:
+                dc, dh = ENTRY_EFFECT[kind]
+                for b_kind, b_key, b_period, tpp in draws:
+                    if (b_kind, b_key, b_period) in target:
+                        target[(b_kind, b_key, b_period)][0] += dc * tpp
+                        target[(b_kind, b_key, b_period)][1] += dh * tpp
+            rows = txn.session.execute(
+                sa.select(BUCKET.c.id, BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
+                .where(sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(list(target)))
+            ).all()
+            keys = txn.lock_bucket_ids(r.id for r in rows)
+            current = {
+                r.id: (r.committed, r.held)
+                for r in txn.session.execute(
+                    sa.select(BUCKET.c.id, BUCKET.c.committed, BUCKET.c.held)
+                    .where(BUCKET.c.id.in_(list(keys)))
+                )
+            }
+            repairs = []
+            for bucket_id, key in sorted(keys.items(), key=lambda kv: kv[1]):
+                want = tuple(target[(key.kind, key.key, key.period)])
+                have = current[bucket_id]
+                if want != have:
+                    txn.adjust(bucket_id, committed=want[0] - have[0], held=want[1] - have[1])
+                    repairs.append(ProjectionRepair((key.kind, key.key, key.period), have,
+                                                    (want[0], want[1])))
+            return repairs
+
+        return self._write(work, actor="system:reconcile")
 
     def decide(self, cmd: ReserveCommand) -> tuple[list[LineRequest], Decision]:
         """A dry run: decides the request against current balances; writes nothing."""
@@ -259,6 +322,12 @@ class Ledger:
     def _reserve(self, txn: WriteTxn, cmd: ReserveCommand) -> ReserveOutcome:
         session, now = txn.session, txn.now
         request_hash = cmd.request_hash()
+        key = cmd.idempotency_key
+        if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()):
+            raise InvalidInput(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                field="Idempotency-Key",
+            )
         if cmd.idempotency_key is not None:
             record = session.get(IdempotencyRecord, (cmd.actor, cmd.idempotency_key))
             if record is not None:

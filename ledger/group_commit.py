@@ -1,0 +1,139 @@
+"""Group commit: many concurrent commands, one database transaction, one fsync.
+
+A durable commit costs an fsync, so a process that commits each request on
+its own is capped near the disk's commit rate. Here callers from any thread
+(or event loop) submit commands; one writer thread takes everything queued
+(up to `max_batch`), lingers at most `max_wait` seconds for more when the
+batch is small, and runs them through `Ledger.execute`: one transaction, each
+command in its own savepoint, decided and answered on its own. At low load a
+command waits at most `max_wait`; under load batches grow by themselves
+because requests pile up while the previous batch commits.
+
+Guarantees: a caller's future resolves only after the transaction holding
+its command committed (or with the error that stopped it); if the batch's
+transaction fails for any reason but the database being down, each command
+is retried alone, so one poisonous command cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from ledger.errors import LedgerError, Unavailable
+from ledger.service import Ledger, Result
+from ledger.views import Command
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Item:
+    command: Command
+    future: Future[Result]
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    commands: int = 0
+    largest: int = 0
+
+    @property
+    def mean(self) -> float:
+        return self.commands / self.batches if self.batches else 0.0
+
+
+class GroupCommitter:
+    def __init__(self, ledger: Ledger, max_batch: int = 256, max_wait: float = 0.002) -> None:
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.stats = BatchStats()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, command: Command) -> Future[Result]:
+        """Queues a command; the future holds its outcome or its LedgerError."""
+        if self._closed:
+            raise RuntimeError("group committer is closed")
+        future: Future[Result] = Future()
+        self._queue.put(_Item(command, future))
+        return future
+
+    def run(self, command: Command) -> Result:
+        """Submits and waits; raises the command's LedgerError, returns its outcome."""
+        result = self.submit(command).result()
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finishes what is queued, then stops the writer thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    # -- the writer thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._gather(first)
+            self._execute(batch)
+            if stop:
+                return
+
+    def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _execute(self, batch: list[_Item]) -> None:
+        commands = [item.command for item in batch]
+        try:
+            results = self.ledger.execute(commands)
+        except Unavailable as exc:
+            for item in batch:
+                item.future.set_result(exc)
+            return
+        except Exception:
+            log.exception("group commit batch of %d failed; retrying each alone", len(batch))
+            results = [self._execute_alone(item.command) for item in batch]
+        self.stats.batches += 1
+        self.stats.commands += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+        for item, result in zip(batch, results, strict=True):
+            item.future.set_result(result)
+
+    def _execute_alone(self, command: Command) -> Result:
+        try:
+            return self.ledger.execute([command])[0]
+        except LedgerError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("command failed alone")
+            return LedgerError(f"internal error: {type(exc).__name__}")
