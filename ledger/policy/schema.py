@@ -43,7 +43,7 @@ def _check_country(code: str) -> str:
 class TierMembership(_Model):
     """Countries in one tier from `from_` (inclusive) until `until` (exclusive)."""
 
-    tier: Literal[1, 3]
+    tier: Literal[1, 2, 3]
     countries: tuple[str, ...] = Field(min_length=1)
     from_: date | None = Field(default=None, alias="from")
     until: date | None = None

@@ -347,3 +347,15 @@ def test_parse_rule_set_without_optional_sections() -> None:
     assert rule_set.not_firm() == []
     assert rule_set.in_force(date(2030, 1, 1))
     assert not rule_set.in_force(date(2024, 12, 31))
+
+
+def test_dated_membership_can_move_a_country_between_tiers() -> None:
+    rule_set = parse_rule_set(
+        b'name = "moves"\nversion = "1"\neffective_from = 2025-01-01\ndefault_tier = 1\n'
+        b'[[tiers]]\ntier = 2\ncountries = ["AE"]\nuntil = 2026-03-01\n'
+        b'[[tiers]]\ntier = 3\ncountries = ["AE"]\nfrom = 2027-01-01\n',
+        "moves.toml",
+    )
+    assert rule_set.tier("AE", date(2026, 2, 28)) == 2
+    assert rule_set.tier("AE", date(2026, 3, 1)) == 1
+    assert rule_set.tier("AE", date(2027, 1, 1)) == 3
