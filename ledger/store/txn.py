@@ -1,4 +1,5 @@
-"""One write transaction of the ledger: locks, balances and the chain append.
+"""One write transaction of the ledger: locks, in-memory balances, the chain append,
+and one bulk flush at the end.
 
 Lock discipline (why no deadlock and no lost update):
 1. every writer first locks the `chain_head` row (on SQLite the whole
@@ -6,11 +7,18 @@ Lock discipline (why no deadlock and no lost update):
    appends inherently serial, so this row is the ledger's write lock;
 2. then the affected bucket rows, `FOR UPDATE`, in (kind, key, period) order.
 Balances are read only after both, so every decision sees the latest commits.
+
+Why in memory: a batch of hundreds of commands must cost a handful of
+statements, not hundreds. Buckets are loaded once, decisions update their
+balances here, and `flush()` writes every row and balance delta in bulk just
+before commit. Nothing is acknowledged before that commit.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +28,28 @@ from sqlalchemy.orm import Session
 
 from ledger.chain import ENCODING_VERSION, entry_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
-from ledger.store.models import ActiveHold, Bucket, ChainHead, Entry
+from ledger.store.models import (
+    ActiveHold,
+    Bucket,
+    ChainHead,
+    Entry,
+    IdempotencyRecord,
+    LineDraw,
+    Reservation,
+    ReservationLine,
+)
 
 BUCKET = Bucket.__table__  # type: ignore[attr-defined]
 ACTIVE_HOLD = ActiveHold.__table__  # type: ignore[attr-defined]
 ENTRY = Entry.__table__  # type: ignore[attr-defined]
 CHAIN_HEAD = ChainHead.__table__  # type: ignore[attr-defined]
+RESERVATION = Reservation.__table__  # type: ignore[attr-defined]
+RES_LINE = ReservationLine.__table__  # type: ignore[attr-defined]
+LINE_DRAW = LineDraw.__table__  # type: ignore[attr-defined]
+IDEMPOTENCY = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+# Tables rows are inserted into at flush, in this order.
+INSERT_ORDER = (RESERVATION, RES_LINE, LINE_DRAW, ACTIVE_HOLD, ENTRY, IDEMPOTENCY)
 
 
 def bucket_key_of(row: Any) -> BucketKey:
@@ -37,23 +61,24 @@ def draw_list(pairs: Iterable[tuple[BucketKey, int]]) -> list[list[Any]]:
     return sorted([b.kind, b.key, b.period, tpp] for b, tpp in pairs)
 
 
+def expired_hold_sums(session: Session, ids: Sequence[int], now: datetime) -> dict[int, int]:
+    """Per bucket id, TPP of holds already past their time but not yet expired by the job."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa.select(ACTIVE_HOLD.c.bucket_id, sa.func.sum(ACTIVE_HOLD.c.tpp))
+        .where(ACTIVE_HOLD.c.bucket_id.in_(ids), ACTIVE_HOLD.c.expires_at <= now)
+        .group_by(ACTIVE_HOLD.c.bucket_id)
+    ).all()
+    return {int(r[0]): int(r[1] or 0) for r in rows}
+
+
 def effective_balances(
     session: Session, rows: Sequence[Any], now: datetime
 ) -> dict[BucketKey, Balance]:
     """Balances of the given bucket rows, with holds past their time counting for nothing."""
-    if not rows:
-        return {}
-    ids = [r.id for r in rows]
-    expired: dict[int, int] = dict(
-        session.execute(
-            sa.select(ACTIVE_HOLD.c.bucket_id, sa.func.sum(ACTIVE_HOLD.c.tpp))
-            .where(ACTIVE_HOLD.c.bucket_id.in_(ids), ACTIVE_HOLD.c.expires_at <= now)
-            .group_by(ACTIVE_HOLD.c.bucket_id)
-        ).all()
-    )
-    return {
-        bucket_key_of(r): Balance(r.committed, r.held - int(expired.get(r.id) or 0)) for r in rows
-    }
+    expired = expired_hold_sums(session, [r.id for r in rows], now)
+    return {bucket_key_of(r): Balance(r.committed, r.held - expired.get(r.id, 0)) for r in rows}
 
 
 def needed_buckets(
@@ -81,6 +106,19 @@ def needed_buckets(
     )
 
 
+@dataclass
+class BucketState:
+    """A locked bucket's balance as this transaction sees it."""
+
+    id: int
+    committed: int
+    held: int  # raw: includes holds past their time not yet expired by the job
+    expired: int  # the part of `held` that is past its time and counts for nothing
+
+    def balance(self) -> Balance:
+        return Balance(self.committed, self.held - self.expired)
+
+
 class WriteTxn:
     """State of one write transaction; created by the service, never shared."""
 
@@ -97,45 +135,65 @@ class WriteTxn:
         self.head_seq: int = head.seq
         self.head_hash: str = head.hash
         self._start_seq = head.seq
-        self.bucket_ids: dict[BucketKey, int] = {}
-        self.touched: set[int] = set()  # bucket ids whose balance this transaction changed
+        self.buckets: dict[BucketKey, BucketState] = {}
+        self.keys_by_id: dict[int, BucketKey] = {}
+        self._footprints_loaded: set[str] = set()
+        self._deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        self._rows: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+        self._status_updates: list[dict[str, Any]] = []
+        self._released_holds: list[str] = []
 
-    # -- buckets ---------------------------------------------------------
+    # -- buckets -------------------------------------------------------------
 
     def lock_buckets(
         self, keys: Iterable[BucketKey], footprint_of: Iterable[str] = ()
     ) -> dict[BucketKey, Balance]:
-        """Creates missing buckets, locks them in fixed order, returns their balances.
+        """Creates missing buckets, locks (once per transaction) the ones not yet held,
+        in fixed order, and returns the balances of all asked for.
 
         `footprint_of` adds every footprint bucket of those operators.
         """
-        keys = sorted(set(keys))
-        self._create_missing(keys)
-        query = needed_buckets(keys, footprint_of)
-        if query is None:
-            return {}
-        rows = self.session.execute(query.with_for_update()).all()
-        for r in rows:
-            self.bucket_ids[bucket_key_of(r)] = r.id
-        return effective_balances(self.session, rows, self.now)
-
-    def lock_bucket_ids(self, ids: Iterable[int]) -> dict[int, BucketKey]:
-        rows = self.session.execute(
-            sa.select(BUCKET)
-            .where(BUCKET.c.id.in_(sorted(set(ids))))
-            .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
-            .with_for_update()
-        ).all()
-        out = {}
-        for r in rows:
-            key = bucket_key_of(r)
-            self.bucket_ids[key] = r.id
-            out[r.id] = key
+        keys = set(keys)
+        operators = set(footprint_of) - self._footprints_loaded
+        missing = sorted(k for k in keys if k not in self.buckets)
+        if missing or operators:
+            self._create_missing(missing)
+            query = needed_buckets(missing, operators)
+            assert query is not None
+            self._load(self.session.execute(query.with_for_update()).all())
+            self._footprints_loaded |= operators
+        out = {k: self.buckets[k].balance() for k in keys}
+        for operator_id in footprint_of:
+            for key, state in self.buckets.items():
+                if key.kind == FOOTPRINT and key.operator_id == operator_id:
+                    out[key] = state.balance()
         return out
 
+    def lock_bucket_ids(self, ids: Iterable[int]) -> dict[int, BucketKey]:
+        """Locks (once per transaction) and loads buckets by id; returns their keys."""
+        ids = set(ids)
+        missing = sorted(ids - set(self.keys_by_id))
+        if missing:
+            self._load(
+                self.session.execute(
+                    sa.select(BUCKET)
+                    .where(BUCKET.c.id.in_(missing))
+                    .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
+                    .with_for_update()
+                ).all()
+            )
+        return {i: self.keys_by_id[i] for i in ids if i in self.keys_by_id}
+
+    def _load(self, rows: Sequence[Any]) -> None:
+        fresh = [r for r in rows if r.id not in self.keys_by_id]
+        expired = expired_hold_sums(self.session, [r.id for r in fresh], self.now)
+        for r in fresh:
+            key = bucket_key_of(r)
+            self.buckets[key] = BucketState(r.id, r.committed, r.held, expired.get(r.id, 0))
+            self.keys_by_id[r.id] = key
+
     def _create_missing(self, keys: Sequence[BucketKey]) -> None:
-        missing = [k for k in keys if k not in self.bucket_ids]
-        if not missing:
+        if not keys:
             return
         values = [
             {
@@ -147,26 +205,39 @@ class WriteTxn:
                 "committed": 0,
                 "held": 0,
             }
-            for k in missing
+            for k in keys
         ]
         insert: Any = (postgresql if self.dialect == "postgresql" else sqlite).insert(BUCKET)
         self.session.execute(
             insert.on_conflict_do_nothing(index_elements=["kind", "key", "period"]), values
         )
 
-    def adjust(self, bucket_id: int, committed: int = 0, held: int = 0) -> None:
-        self.touched.add(bucket_id)
-        self.session.execute(
-            sa.update(BUCKET)
-            .where(BUCKET.c.id == bucket_id)
-            .values(committed=BUCKET.c.committed + committed, held=BUCKET.c.held + held)
-        )
+    def adjust(self, bucket_id: int, committed: int = 0, held: int = 0, expired: int = 0) -> None:
+        """Changes a locked bucket's balance; written at flush."""
+        state = self.buckets[self.keys_by_id[bucket_id]]
+        state.committed += committed
+        state.held += held
+        state.expired += expired
+        delta = self._deltas[bucket_id]
+        delta[0] += committed
+        delta[1] += held
 
-    # -- the chain -------------------------------------------------------
+    def touched_keys(self) -> set[BucketKey]:
+        return {self.keys_by_id[i] for i, d in self._deltas.items() if d != [0, 0]}
+
+    # -- rows and the chain ------------------------------------------------------
+
+    def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+        self._rows[table].append(row)
+
+    def set_status(self, reservation_id: str, **values: Any) -> None:
+        self._status_updates.append({"rid": reservation_id, **values})
+
+    def drop_active_holds(self, reservation_id: str) -> None:
+        self._released_holds.append(reservation_id)
 
     def append(self, **fields: Any) -> dict[str, Any]:
-        """Appends one entry to the chain; returns its stored fields."""
-        fields = dict(fields)
+        """Appends one entry to the chain (written at flush); returns its fields."""
         fields.setdefault("recorded_at", self.now)
         fields.setdefault("actor", self.actor)
         fields.setdefault("idempotency_key", None)
@@ -175,27 +246,49 @@ class WriteTxn:
         fields["seq"] = self.head_seq + 1
         fields["prev_hash"] = self.head_hash
         fields["hash"] = entry_hash(self.head_hash, fields)
-        self.session.execute(sa.insert(ENTRY), [fields])
+        self._rows[ENTRY].append(fields)
         self.head_seq = fields["seq"]
         self.head_hash = fields["hash"]
         return fields
 
-    def checkpoint(self) -> tuple[int, str, dict[BucketKey, int], set[int]]:
-        """In-memory state to restore when a savepoint rolls back."""
-        return self.head_seq, self.head_hash, dict(self.bucket_ids), set(self.touched)
-
-    def restore(self, state: tuple[int, str, dict[BucketKey, int], set[int]]) -> None:
-        self.head_seq, self.head_hash = state[0], state[1]
-        self.bucket_ids, self.touched = dict(state[2]), set(state[3])
-
-    def touched_keys(self) -> set[BucketKey]:
-        by_id = {v: k for k, v in self.bucket_ids.items()}
-        return {by_id[i] for i in self.touched if i in by_id}
-
-    def finish(self) -> None:
-        """Moves the chain head; call once, just before commit."""
+    def flush(self) -> None:
+        """Writes everything this transaction decided, in bulk; call once, before commit."""
+        session = self.session
+        if self._released_holds:
+            session.execute(
+                sa.delete(ACTIVE_HOLD).where(ACTIVE_HOLD.c.reservation_id.in_(self._released_holds))
+            )
+        for table in INSERT_ORDER:
+            rows = self._rows.get(table)
+            if rows:
+                session.execute(sa.insert(table), rows)
+        for columns in {tuple(sorted(u)) for u in self._status_updates}:
+            batch = [u for u in self._status_updates if tuple(sorted(u)) == columns]
+            session.execute(
+                sa.update(RESERVATION)
+                .where(RESERVATION.c.id == sa.bindparam("rid"))
+                .values({c: sa.bindparam(c) for c in columns if c != "rid"}),
+                batch,
+                execution_options={"synchronize_session": False},
+            )
+        deltas = [
+            {"bid": i, "dc": dc, "dh": dh}
+            for i, (dc, dh) in sorted(self._deltas.items())
+            if (dc, dh) != (0, 0)
+        ]
+        if deltas:
+            session.execute(
+                sa.update(BUCKET)
+                .where(BUCKET.c.id == sa.bindparam("bid"))
+                .values(
+                    committed=BUCKET.c.committed + sa.bindparam("dc"),
+                    held=BUCKET.c.held + sa.bindparam("dh"),
+                ),
+                deltas,
+                execution_options={"synchronize_session": False},
+            )
         if self.head_seq != self._start_seq:
-            self.session.execute(
+            session.execute(
                 sa.update(CHAIN_HEAD)
                 .where(CHAIN_HEAD.c.id == 1)
                 .values(seq=self.head_seq, hash=self.head_hash)

@@ -1,0 +1,354 @@
+"""The commands of the books, applied inside one write transaction.
+
+A `Batch` runs any number of commands in one `WriteTxn`. Each command is
+checked completely (idempotency, input, policy decision, the service's own
+cap guard) before it changes anything, so a command that fails leaves no
+trace and needs no savepoint; later commands see earlier ones' effects
+through the transaction's in-memory balances. Reference rows, idempotency
+records and reservations are fetched in bulk up front, so a batch costs a
+handful of statements whatever its size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ledger.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InvalidInput,
+    InvariantBroken,
+    LedgerError,
+    NotFound,
+)
+from ledger.policy import engine as policy
+from ledger.policy.ruleset import RuleSet
+from ledger.policy.types import Balance, BucketKey, Decision, LineRequest
+from ledger.reference import LineResolver
+from ledger.store.txn import (
+    ACTIVE_HOLD,
+    IDEMPOTENCY,
+    LINE_DRAW,
+    RES_LINE,
+    RESERVATION,
+    WriteTxn,
+    draw_list,
+)
+from ledger.views import (
+    MAX_HOLD_SECONDS,
+    Command,
+    CommitCommand,
+    LineView,
+    ReleaseCommand,
+    ReservationView,
+    ReserveCommand,
+    ReserveOutcome,
+    ReverseCommand,
+)
+
+Result = ReserveOutcome | ReservationView | LedgerError
+MAX_KEY_LENGTH = 200
+
+# Effect of each settling entry kind on (committed, held) of the buckets drawn.
+SETTLE_EFFECT = {"commit": (1, -1), "release": (0, -1), "expire": (0, -1), "reversal": (-1, 0)}
+SETTLED_STATUS = {"commit": "committed", "release": "released", "expire": "expired"}
+
+
+@dataclass
+class ReservationState:
+    """A reservation as this transaction sees it (loaded once, updated in memory)."""
+
+    row: dict[str, Any]
+    lines: list[dict[str, Any]]
+    draws: list[tuple[int, int, int]] = field(default_factory=list)  # (line_no, bucket_id, tpp)
+
+    def view(self, now: datetime) -> ReservationView:
+        status = self.row["status"]
+        if status == "held" and self.row["expires_at"] <= now:
+            status = "expired"  # lazy expiry: true from that instant, job or no job
+        return ReservationView(
+            id=self.row["id"],
+            status=status,
+            owner=self.row["owner"],
+            created_at=self.row["created_at"],
+            expires_at=self.row["expires_at"],
+            resolved_at=self.row["resolved_at"],
+            reversed_at=self.row["reversed_at"],
+            rule_set=self.row["rule_set"],
+            rule_set_version=self.row["rule_set_version"],
+            lines=tuple(
+                LineView(
+                    line=r["line_no"],
+                    destination_country=r["destination_country"],
+                    operator_id=r["operator_id"],
+                    consignee_id=r["consignee_id"],
+                    chip=r["chip"],
+                    quantity=r["quantity"],
+                    license_id=r["license_id"],
+                    tpp=r["tpp"],
+                    path=r["path"],
+                )
+                for r in self.lines
+            ),
+        )
+
+
+def load_reservations(session: Session, ids: Sequence[str]) -> dict[str, ReservationState]:
+    """Reads reservations with their lines and draws: three statements for any number."""
+    if not ids:
+        return {}
+    rows = session.execute(sa.select(RESERVATION).where(RESERVATION.c.id.in_(ids))).all()
+    out = {r.id: ReservationState(dict(r._mapping), []) for r in rows}
+    for r in session.execute(
+        sa.select(RES_LINE).where(RES_LINE.c.reservation_id.in_(ids)).order_by(
+            RES_LINE.c.reservation_id, RES_LINE.c.line_no)
+    ).all():
+        out[r.reservation_id].lines.append(dict(r._mapping))
+    for d in session.execute(
+        sa.select(LINE_DRAW).where(LINE_DRAW.c.reservation_id.in_(ids))
+    ).all():
+        out[d.reservation_id].draws.append((d.line_no, d.bucket_id, d.tpp))
+    return out
+
+
+class Batch:
+    def __init__(self, txn: WriteTxn, rule_set: RuleSet) -> None:
+        self.txn = txn
+        self.rule_set = rule_set
+        self.resolver = LineResolver(txn.session, rule_set.chip_tpp)
+        self.idempotency: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reservations: dict[str, ReservationState] = {}
+
+    def run(self, commands: Sequence[Command]) -> list[Result]:
+        self._prefetch(commands)
+        results: list[Result] = []
+        for cmd in commands:
+            self.txn.actor = cmd.actor
+            try:
+                results.append(self.apply(cmd))
+            except LedgerError as err:
+                results.append(err)
+        return results
+
+    def _prefetch(self, commands: Sequence[Command]) -> None:
+        """Bulk reads and locks for the whole batch, so each command costs no round trip."""
+        txn = self.txn
+        keys = [(c.actor, c.idempotency_key) for c in commands
+                if isinstance(c, ReserveCommand) and c.idempotency_key]
+        if keys:
+            for r in txn.session.execute(
+                sa.select(IDEMPOTENCY).where(
+                    sa.tuple_(IDEMPOTENCY.c.actor, IDEMPOTENCY.c.key).in_(keys))
+            ).all():
+                self.idempotency[(r.actor, r.key)] = dict(r._mapping)
+        reserves = [c for c in commands if isinstance(c, ReserveCommand)]
+        self.resolver.prefetch([line for c in reserves for line in c.lines])
+        buckets: set[BucketKey] = set()
+        operators: set[str] = set()
+        for cmd in reserves:
+            try:
+                needs = policy.needs(self.rule_set, self.resolver.resolve(cmd.lines), txn.now)
+            except LedgerError:
+                continue  # it fails again, answered, in its own turn
+            buckets |= needs.buckets
+            operators |= needs.footprint_of
+        if buckets or operators:
+            txn.lock_buckets(buckets, operators)
+        ids = sorted({c.reservation_id for c in commands if not isinstance(c, ReserveCommand)})
+        self.load(ids)
+
+    def load(self, ids: Sequence[str]) -> None:
+        missing = [i for i in ids if i not in self.reservations]
+        loaded = load_reservations(self.txn.session, missing)
+        self.reservations.update(loaded)
+        bucket_ids = {d[1] for state in loaded.values() for d in state.draws}
+        if bucket_ids:
+            self.txn.lock_bucket_ids(bucket_ids)
+
+    def apply(self, cmd: Command) -> Result:
+        if isinstance(cmd, ReserveCommand):
+            return self.reserve(cmd)
+        self.load([cmd.reservation_id])
+        state = self.reservations.get(cmd.reservation_id)
+        if state is None:
+            raise NotFound(f"no reservation {cmd.reservation_id!r}")
+        if isinstance(cmd, CommitCommand):
+            return self.settle_by_client(state, "commit")
+        if isinstance(cmd, ReleaseCommand):
+            return self.settle_by_client(state, "release")
+        assert isinstance(cmd, ReverseCommand)
+        return self.reverse(state, cmd.reason)
+
+    # -- reserve ---------------------------------------------------------------
+
+    def reserve(self, cmd: ReserveCommand) -> ReserveOutcome:
+        txn, now = self.txn, self.txn.now
+        request_hash = cmd.request_hash()
+        key = cmd.idempotency_key
+        if key is not None:
+            if not (0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()):
+                raise InvalidInput(
+                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                    field="Idempotency-Key",
+                )
+            record = self.idempotency.get((cmd.actor, key))
+            if record is not None:
+                if record["request_hash"] != request_hash:
+                    raise IdempotencyMismatch(
+                        "this Idempotency-Key was used with a different request"
+                    )
+                return ReserveOutcome.from_dict(record["outcome"], replayed=True)
+        hold = cmd.hold_seconds
+        if isinstance(hold, bool) or not isinstance(hold, int) or not 1 <= hold <= MAX_HOLD_SECONDS:
+            raise InvalidInput(
+                f"hold_seconds must be an integer from 1 to {MAX_HOLD_SECONDS}",
+                field="hold_seconds",
+            )
+        lines = self.resolver.resolve(cmd.lines)
+        needs = policy.needs(self.rule_set, lines, now)
+        balances = txn.lock_buckets(needs.buckets, needs.footprint_of)
+        decision = policy.evaluate(self.rule_set, lines, now, balances)
+        decided = tuple({"line": d.line, "path": d.path, "tpp": d.tpp} for d in decision.lines)
+        if decision.allowed:
+            guard_caps(decision, balances)
+            view = self._hold(cmd, lines, decision, now + timedelta(seconds=hold))
+            outcome = ReserveOutcome(reservation=view, decided_lines=decided)
+        else:
+            outcome = ReserveOutcome(
+                reservation=None, violations=decision.violations, decided_lines=decided
+            )
+        if key is not None:
+            record = {"actor": cmd.actor, "key": key, "request_hash": request_hash,
+                      "outcome": outcome.to_dict(), "created_at": now}
+            self.idempotency[(cmd.actor, key)] = record
+            txn.insert(IDEMPOTENCY, record)
+        return outcome
+
+    def _hold(
+        self,
+        cmd: ReserveCommand,
+        lines: list[LineRequest],
+        decision: Decision,
+        expires_at: datetime,
+    ) -> ReservationView:
+        txn, now = self.txn, self.txn.now
+        rid = "res_" + uuid.uuid4().hex
+        row = {"id": rid, "owner": cmd.actor, "status": "held", "created_at": now,
+               "expires_at": expires_at, "resolved_at": None, "reversed_at": None,
+               "hold_seconds": cmd.hold_seconds, "rule_set": decision.rule_set,
+               "rule_set_version": decision.rule_set_version,
+               "idempotency_key": cmd.idempotency_key}
+        state = ReservationState(row, [])
+        txn.insert(RESERVATION, row)
+        for req, inp, dec in zip(lines, cmd.lines, decision.lines, strict=True):
+            assert dec.path is not None
+            line = {"reservation_id": rid, "line_no": dec.line,
+                    "destination_country": req.destination_country,
+                    "operator_id": req.operator.id, "consignee_id": req.consignee.id,
+                    "chip": inp.chip, "quantity": inp.quantity, "license_id": inp.license_id,
+                    "tpp": dec.tpp, "path": dec.path}
+            state.lines.append(line)
+            txn.insert(RES_LINE, line)
+            for draw in dec.draws:
+                bucket_id = txn.buckets[draw.bucket].id
+                state.draws.append((dec.line, bucket_id, draw.tpp))
+                txn.insert(LINE_DRAW, {"reservation_id": rid, "line_no": dec.line,
+                                       "bucket_id": bucket_id, "tpp": draw.tpp})
+                txn.insert(ACTIVE_HOLD, {"reservation_id": rid, "line_no": dec.line,
+                                         "bucket_id": bucket_id, "tpp": draw.tpp,
+                                         "expires_at": expires_at})
+                txn.adjust(bucket_id, held=draw.tpp)
+            txn.append(
+                kind="hold", reservation_id=rid, line_no=dec.line,
+                country=req.destination_country, operator_id=req.operator.id,
+                consignee_id=req.consignee.id, path=dec.path, tpp=dec.tpp,
+                draws=draw_list((d.bucket, d.tpp) for d in dec.draws), effective_at=now,
+                idempotency_key=cmd.idempotency_key, rule_set=decision.rule_set,
+                rule_set_version=decision.rule_set_version,
+            )
+        self.reservations[rid] = state
+        return state.view(now)
+
+    # -- commit / release / expire / reverse -----------------------------------
+
+    def settle_by_client(self, state: ReservationState, kind: str) -> ReservationView:
+        now = self.txn.now
+        if state.row["status"] == SETTLED_STATUS[kind]:
+            return state.view(now)  # idempotent repeat
+        if not (state.row["status"] == "held" and state.row["expires_at"] > now):
+            status = state.view(now).status
+            code = {"committed": "already_committed", "released": "already_released"}.get(
+                status, status)
+            raise Conflict(code, f"cannot {kind} reservation {state.row['id']}: it is {status}",
+                           status=status)
+        self.settle(state, kind, at=now)
+        return state.view(now)
+
+    def settle(self, state: ReservationState, kind: str, at: datetime) -> None:
+        """Moves a held reservation to committed / released / expired."""
+        txn = self.txn
+        # A hold already past its time was counted as nothing; settling it (only
+        # the expiry does) removes it from both the raw and the expired figure.
+        past_time = state.row["expires_at"] <= txn.now
+        self._move(state, kind, at, note=None, expired=past_time)
+        txn.drop_active_holds(state.row["id"])
+        state.row["status"] = SETTLED_STATUS[kind]
+        state.row["resolved_at"] = txn.now
+        txn.set_status(state.row["id"], status=state.row["status"], resolved_at=txn.now)
+
+    def reverse(self, state: ReservationState, reason: str) -> ReservationView:
+        txn = self.txn
+        if state.row["status"] != "committed":
+            raise Conflict("not_committed", "only a committed reservation can be reversed; "
+                           f"{state.row['id']} is {state.view(txn.now).status}")
+        if state.row["reversed_at"] is None:
+            self._move(state, "reversal", txn.now, note=reason[:500], expired=False)
+            state.row["reversed_at"] = txn.now
+            txn.set_status(state.row["id"], reversed_at=txn.now)
+        return state.view(txn.now)
+
+    def _move(
+        self, state: ReservationState, kind: str, at: datetime, note: str | None, expired: bool
+    ) -> None:
+        txn = self.txn
+        keys = txn.lock_bucket_ids(d[1] for d in state.draws)
+        dc, dh = SETTLE_EFFECT[kind]
+        by_line: dict[int, list[tuple[BucketKey, int]]] = defaultdict(list)
+        for line_no, bucket_id, tpp in state.draws:
+            txn.adjust(bucket_id, committed=dc * tpp, held=dh * tpp,
+                       expired=-tpp if expired else 0)
+            by_line[line_no].append((keys[bucket_id], tpp))
+        row = state.row
+        for line in state.lines:
+            txn.append(
+                kind=kind, reservation_id=row["id"], line_no=line["line_no"],
+                country=line["destination_country"], operator_id=line["operator_id"],
+                consignee_id=line["consignee_id"], path=line["path"], tpp=line["tpp"],
+                draws=draw_list(by_line[line["line_no"]]), effective_at=at,
+                rule_set=row["rule_set"], rule_set_version=row["rule_set_version"], note=note,
+            )
+
+
+def guard_caps(decision: Decision, balances: dict[BucketKey, Balance]) -> None:
+    """The service's own check, independent of the policy: no capped draw may overflow."""
+    taken: dict[BucketKey, int] = defaultdict(int)
+    for line in decision.lines:
+        for draw in line.draws:
+            if draw.tpp <= 0:
+                raise InvariantBroken(f"non-positive draw on {draw.bucket}")
+            taken[draw.bucket] += draw.tpp
+            if draw.cap is not None:
+                used = balances.get(draw.bucket, Balance()).used
+                if used + taken[draw.bucket] > draw.cap:
+                    raise InvariantBroken(
+                        f"decision would put {draw.bucket.kind}:{draw.bucket.key} "
+                        f"over its cap ({used} + {taken[draw.bucket]} > {draw.cap})"
+                    )
