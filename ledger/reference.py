@@ -152,16 +152,16 @@ class LineResolver:
 
     def prefetch(self, lines: Sequence[LineInput]) -> None:
         """Loads every row these lines name in one statement per table."""
-        wanted: tuple[tuple[type[Any], set[str | None]], ...] = (
+        wanted: tuple[tuple[type[Any], set[Any]], ...] = (
             (Operator, {line.operator_id for line in lines}),
             (Consignee, {line.consignee_id for line in lines}),
-            (License, {line.license_id for line in lines if line.license_id is not None}),
+            (License, {line.license_id for line in lines}),
         )
-        for model, ids in wanted:
-            ids = {i for i in ids if isinstance(i, str) and (model, i) not in self._cache}
+        for model, named in wanted:
+            ids = {i for i in named if isinstance(i, str) and (model, i) not in self._cache}
             if not ids:
                 continue
-            id_column: Any = model.__table__.c.id  # type: ignore[attr-defined]
+            id_column: Any = model.__table__.c.id
             rows = self._session.execute(
                 sa.select(model).where(id_column.in_(sorted(ids)))
             ).scalars().all()
