@@ -17,6 +17,27 @@ class Settings(BaseSettings):
     # Ed25519 private key (PEM path) for signed checkpoints; unset: checkpoints unsigned.
     signing_key_path: str | None = None
 
+    # Scheduled jobs (jobs/). `ledger serve` runs them in-process unless disabled;
+    # production runs `ledger jobs` instead and sets jobs_in_serve=false on the API.
+    jobs_in_serve: bool = True
+    # Seconds between runs per job, overriding jobs.registry defaults,
+    # e.g. LEDGER_JOBS_INTERVALS='{"expire_holds": 30}'.
+    jobs_intervals: dict[str, int] = {}
+    # How long a leader lock lives unless renewed (a crashed runner frees it after this).
+    jobs_lock_ttl_seconds: int = 300
+    # Prefix of Redis lock keys (lets several ledgers share one Redis).
+    jobs_lock_prefix: str = "ledger:jobs:"
+    # Whether the scheduled reconciliation repairs projection drift (else it only reports).
+    reconcile_repair: bool = False
+    # Folder watched for shipment feeds (CSV / JSON lines); unset: no watch.
+    shipment_inbox: str | None = None
+    # A committed reservation with no shipment after this many days is a finding.
+    shipment_deadline_days: int = 30
+    # Comma-separated webhook URLs that receive threshold alerts; unset: alerts only recorded.
+    alert_webhooks: str | None = None
+    # Delivery attempts per alert and URL before it is marked failed.
+    alert_max_attempts: int = 8
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from ledger.store import models  # noqa: F401  (registers the tables)
+from ledger.store import job_models, models  # noqa: F401  (registers the tables)
 from ledger.store.engine import create_ledger_engine
 
 config = context.config

@@ -1,0 +1,109 @@
+"""Job: threshold alerts when a bucket's use crosses 80% and 95% of its cap.
+
+"Use" is committed + unexpired held, as headroom shows it. Caps come from the
+rule set in force at the run's instant (so an NVEU cap that steps up at a
+quarter start, or the allocation window closing, moves the percentages) and
+from the licence table. Footprint buckets have no cap and never alert.
+
+Once per crossing: an alert row is written when use goes from below to at or
+above a threshold; it is `cleared` when use falls back below (a release,
+expiry, reversal or a higher cap), which re-arms it. The unique (bucket,
+threshold, crossing) row means two runners can never record one crossing
+twice. Each alert gets one delivery row per configured webhook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from jobs.context import JobContext, JobResult
+from jobs.webhooks import deliver_pending
+from ledger.policy.ruleset import RuleSet
+from ledger.policy.types import COUNTRY_ALLOCATION, LICENSE, LPP, NVEU
+from ledger.store.job_models import Alert, AlertDelivery
+from ledger.store.models import Bucket, License
+from ledger.store.txn import bucket_key_of, effective_balances
+
+THRESHOLDS = (80, 95)
+ALERT = Alert.__table__  # type: ignore[attr-defined]
+DELIVERY = AlertDelivery.__table__  # type: ignore[attr-defined]
+BUCKET = Bucket.__table__  # type: ignore[attr-defined]
+LICENSE_T = License.__table__  # type: ignore[attr-defined]
+
+
+def webhook_urls(raw: str | None) -> list[str]:
+    return [u.strip() for u in (raw or "").split(",") if u.strip()]
+
+
+def cap_of(rule_set: RuleSet, row: Any, licence_caps: dict[str, int], now: Any) -> int | None:
+    """The cap of a bucket row at `now`; None when it has none (or no such rule)."""
+    if row.kind == LPP:
+        return rule_set.lpp.cap if rule_set.lpp is not None else None
+    if row.kind == NVEU:
+        return rule_set.nveu_cap(now) if rule_set.nveu is not None else None
+    if row.kind == COUNTRY_ALLOCATION:
+        if rule_set.country_allocation is None or not rule_set.allocation_open(now):
+            return None
+        return rule_set.allocation_cap(row.key)
+    if row.kind == LICENSE:
+        return licence_caps.get(row.key)
+    return None
+
+
+def check_thresholds(ctx: JobContext) -> JobResult:
+    now = ctx.now()
+    urls = webhook_urls(ctx.settings.alert_webhooks)
+    raised = cleared = checked = 0
+    with Session(ctx.engine) as session, session.begin():
+        rows = session.execute(
+            sa.select(BUCKET).where(BUCKET.c.kind.in_([LPP, NVEU, COUNTRY_ALLOCATION, LICENSE]))
+            .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
+        ).all()
+        balances = effective_balances(session, rows, now)
+        licence_caps = {r.id: r.tpp for r in session.execute(
+            sa.select(LICENSE_T.c.id, LICENSE_T.c.tpp))}
+        for row in rows:
+            cap = cap_of(ctx.ledger.rule_set, row, licence_caps, now)
+            if not cap:
+                continue  # no cap, or a zero cap (nothing grantable): no percentage
+            checked += 1
+            used = balances[bucket_key_of(row)].used
+            for threshold in THRESHOLDS:
+                delta = _update(session, row, threshold, used, cap, now, urls)
+                raised += delta == 1
+                cleared += delta == -1
+    delivery = deliver_pending(ctx.engine, now, ctx.settings.alert_max_attempts,
+                               backoff=float(ctx.options.get("backoff", 0.5)))
+    return JobResult.ok(buckets=checked, raised=raised, cleared=cleared, **delivery)
+
+
+def _update(session: Session, row: Any, threshold: int, used: int, cap: int, now: Any,
+            urls: list[str]) -> int:
+    """+1 when a crossing is recorded, -1 when one clears, 0 otherwise."""
+    ident = (ALERT.c.bucket_kind == row.kind, ALERT.c.bucket_key == row.key,
+             ALERT.c.bucket_period == row.period, ALERT.c.threshold == threshold)
+    latest = session.execute(
+        sa.select(ALERT.c.id, ALERT.c.crossing, ALERT.c.cleared_at).where(*ident)
+        .order_by(ALERT.c.crossing.desc()).limit(1)
+    ).first()
+    is_open = latest is not None and latest.cleared_at is None
+    above = used * 100 >= cap * threshold  # exact integer comparison, no float percentages
+    if above and not is_open:
+        crossing = 1 if latest is None else latest.crossing + 1
+        alert_id = session.execute(sa.insert(ALERT).values(
+            bucket_kind=row.kind, bucket_key=row.key, bucket_period=row.period,
+            threshold=threshold, crossing=crossing, used=used, cap=cap, crossed_at=now,
+        ).returning(ALERT.c.id)).scalar_one()
+        if urls:
+            session.execute(sa.insert(DELIVERY), [
+                {"alert_id": alert_id, "url": u, "state": "pending", "attempts": 0}
+                for u in urls])
+        return 1
+    if not above and is_open:
+        assert latest is not None
+        session.execute(sa.update(ALERT).where(ALERT.c.id == latest.id).values(cleared_at=now))
+        return -1
+    return 0

@@ -1,0 +1,229 @@
+"""Audit bundles: `ledger export` writes one; `ledger verify-bundle` checks it offline.
+
+Format (JSON lines, compact, UTF-8, one object per line, every line ending "\\n"):
+
+    {"type":"bundle","format":"tpp-ledger-bundle/1","since":S,"exported_at":T,
+     "public_key":PEM|null,"key_id":str|null}
+    {"type":"entry", <every hashed field>, "prev_hash":..., "hash":...}   # seq S, S+1, ...
+    {"type":"checkpoint","seq":..,"hash":..,"at":..,"key_id":..,"signature":..}
+    {"type":"end","entries":n,"checkpoints":m,"sha256":<hex of all bytes before this line>,
+     "signature":<Ed25519 over "tpp-ledger bundle v1\\n" + sha256 hex> | null}
+
+Verification needs no database and guarantees, when it passes: the entries
+form an unbroken hash chain from the first entry's prev_hash; every
+checkpoint names an exported entry's exact hash and carries a valid
+signature; and not one byte of the file differs from what the key holder
+exported (the end line signs a digest of everything before it). An auditor
+should pin the public key they obtained out of band (`--public-key`): the
+key inside the bundle only proves the bundle is self-consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from jobs.signing import (
+    checkpoint_message,
+    key_id,
+    load_public_pem,
+    load_signing_key,
+    public_pem,
+    verify_signature,
+)
+from ledger.chain import GENESIS_HASH, HASHED_FIELDS, ChainVerifier, format_time
+from ledger.store.job_models import ChainCheckpoint
+from ledger.store.models import Entry
+
+FORMAT = "tpp-ledger-bundle/1"
+END_PREFIX = b"tpp-ledger bundle v1\n"
+ENTRY = Entry.__table__  # type: ignore[attr-defined]
+CHECKPOINT = ChainCheckpoint.__table__  # type: ignore[attr-defined]
+
+
+def _line(doc: dict[str, Any]) -> bytes:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode() + b"\n"
+
+
+def _jsonable(value: Any) -> Any:
+    return format_time(value) if isinstance(value, datetime) else value
+
+
+@dataclass
+class ExportSummary:
+    entries: int
+    checkpoints: int
+    first_seq: int | None
+    last_seq: int | None
+    signed: bool
+
+
+def export_bundle(engine: sa.Engine, since: int, out: IO[bytes], now: datetime,
+                  signing_key_path: str | None) -> ExportSummary:
+    """Writes entries with seq >= `since`, the signed checkpoints among them, and the end line."""
+    key = load_signing_key(signing_key_path) if signing_key_path else None
+    digest = hashlib.sha256()
+
+    def write(doc: dict[str, Any]) -> None:
+        data = _line(doc)
+        digest.update(data)
+        out.write(data)
+
+    write({"type": "bundle", "format": FORMAT, "since": since, "exported_at": format_time(now),
+           "public_key": public_pem(key.public_key()) if key else None,
+           "key_id": key_id(key.public_key()) if key else None})
+    count, first, last = 0, None, None
+    with Session(engine) as session:
+        rows = session.execute(sa.select(ENTRY).where(ENTRY.c.seq >= since)
+                               .order_by(ENTRY.c.seq).execution_options(yield_per=2000))
+        for row in rows:
+            fields = {name: _jsonable(getattr(row, name)) for name in HASHED_FIELDS}
+            write({"type": "entry", **fields, "prev_hash": row.prev_hash, "hash": row.hash})
+            count += 1
+            first = row.seq if first is None else first
+            last = row.seq
+        checkpoints = 0
+        if last is not None:
+            for cp in session.execute(
+                sa.select(CHECKPOINT).where(CHECKPOINT.c.kind == "signed",
+                                            CHECKPOINT.c.seq.between(since, last))
+                .order_by(CHECKPOINT.c.seq)
+            ):
+                write({"type": "checkpoint", "seq": cp.seq, "hash": cp.hash,
+                       "at": format_time(cp.at), "key_id": cp.key_id, "signature": cp.signature})
+                checkpoints += 1
+    hexdigest = digest.hexdigest()
+    signature = key.sign(END_PREFIX + hexdigest.encode()).hex() if key else None
+    out.write(_line({"type": "end", "entries": count, "checkpoints": checkpoints,
+                     "sha256": hexdigest, "signature": signature}))
+    return ExportSummary(count, checkpoints, first, last, key is not None)
+
+
+class BundleError(Exception):
+    """The first bad item of a bundle, named."""
+
+
+@dataclass
+class BundleReport:
+    entries: int
+    checkpoints: int
+    first_seq: int | None
+    last_seq: int | None
+    head: str
+    key_id: str | None
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    if not data.endswith(b"\n"):
+        raise BundleError("the file does not end with a newline (truncated or altered)")
+    offset = 0
+    for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"line {number}: not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+            raise BundleError(f"line {number}: not a bundle record")
+        yield number, data[:offset], doc
+        offset += len(raw) + 1
+
+
+def verify_bundle(data: bytes, pinned_public_key: str | None = None,
+                  allow_unsigned: bool = False) -> BundleReport:
+    """Checks a whole bundle offline; raises BundleError naming the first bad item."""
+    lines = _lines(data)
+    number, _, header = next(lines, (0, b"", {}))
+    if header.get("type") != "bundle" or header.get("format") != FORMAT:
+        raise BundleError(f"line {max(number, 1)}: not a {FORMAT} header")
+    pem = pinned_public_key or header.get("public_key")
+    public = None
+    if pem:
+        try:
+            public = load_public_pem(pem)
+        except ValueError as exc:
+            raise BundleError(f"line 1: bad public key ({exc})") from None
+        if pinned_public_key and header.get("public_key") not in (None, pinned_public_key):
+            raise BundleError("line 1: the bundle's public key is not the pinned key")
+    elif not allow_unsigned:
+        raise BundleError("line 1: unsigned bundle (no public key); --allow-unsigned to accept")
+    verifier: ChainVerifier | None = None
+    hashes: dict[int, str] = {}
+    checkpoints = 0
+    first_seq: int | None = None
+    for number, before, doc in lines:
+        kind = doc["type"]
+        if kind == "entry":
+            if checkpoints:
+                raise BundleError(f"line {number}: entry after checkpoints")
+            try:
+                names = (*HASHED_FIELDS, "prev_hash", "hash")
+                entry = SimpleNamespace(**{f: doc[f] for f in names})
+            except KeyError as exc:
+                raise BundleError(f"line {number}: entry lacks field {exc}") from None
+            if verifier is None:
+                first_seq = entry.seq
+                since = header.get("since")
+                if entry.seq != max(int(since or 1), 1):
+                    raise BundleError(f"line {number}: first entry is seq {entry.seq}, "
+                                      f"header says since {since}")
+                if entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
+                    raise BundleError(f"line {number} (entry seq 1): prev_hash is not genesis")
+                verifier = ChainVerifier(entry.seq - 1, entry.prev_hash)
+            if not verifier.feed(entry):
+                raise BundleError(f"line {number} (entry seq {verifier.first_bad_seq}): "
+                                  f"{verifier.reason}")
+            hashes[entry.seq] = entry.hash
+        elif kind == "checkpoint":
+            checkpoints += 1
+            _check_checkpoint(number, doc, hashes, public)
+        elif kind == "end":
+            _check_end(number, doc, before, len(hashes), checkpoints, public)
+            if next(lines, None) is not None:
+                raise BundleError(f"line {number + 1}: data after the end line")
+            return BundleReport(len(hashes), checkpoints, first_seq,
+                                None if verifier is None else verifier.expected_seq - 1,
+                                GENESIS_HASH if verifier is None else verifier.head,
+                                None if public is None else key_id(public))
+        else:
+            raise BundleError(f"line {number}: unknown record type {kind!r}")
+    raise BundleError("the end line is missing (truncated bundle)")
+
+
+def _check_checkpoint(number: int, doc: dict[str, Any], hashes: dict[int, str],
+                      public: Any) -> None:
+    seq = doc.get("seq")
+    name = f"line {number} (checkpoint seq {seq})"
+    if not isinstance(seq, int) or seq not in hashes:
+        raise BundleError(f"{name}: no exported entry has this seq")
+    if doc.get("hash") != hashes[seq]:
+        raise BundleError(f"{name}: hash does not match entry {seq}")
+    if public is None:
+        return
+    if doc.get("key_id") != key_id(public):
+        raise BundleError(f"{name}: signed by key {doc.get('key_id')}, not {key_id(public)}")
+    message = checkpoint_message(seq, str(doc.get("hash")), str(doc.get("at")))
+    if not verify_signature(public, str(doc.get("signature")), message):
+        raise BundleError(f"{name}: bad signature")
+
+
+def _check_end(number: int, doc: dict[str, Any], before: bytes, entries: int,
+               checkpoints: int, public: Any) -> None:
+    if doc.get("entries") != entries or doc.get("checkpoints") != checkpoints:
+        raise BundleError(f"line {number} (end): counts {doc.get('entries')}/"
+                          f"{doc.get('checkpoints')} != found {entries}/{checkpoints}")
+    digest = hashlib.sha256(before).hexdigest()
+    if doc.get("sha256") != digest:
+        raise BundleError(f"line {number} (end): digest does not match the bundle's contents")
+    if public is not None and not verify_signature(
+        public, str(doc.get("signature")), END_PREFIX + digest.encode()
+    ):
+        raise BundleError(f"line {number} (end): bad signature over the bundle")

@@ -1,0 +1,173 @@
+"""Subcommands of `ledger` for the jobs: scheduler, manual runs, bundles, shipment feeds.
+
+Imported by ledger.cli when present; adds its parsers to ledger.cli.EXTENSIONS.
+Every command exits non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ledger.cli import EXTENSIONS, command
+from ledger.settings import get_settings
+
+
+def _print(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+@command("jobs")
+def jobs_command(args: argparse.Namespace) -> int:
+    from jobs.runner import JobBusy, JobRunner, run_forever
+    from ledger.bootstrap import open_engine, open_ledger
+    from ledger.job_records import list_findings, list_job_runs
+
+    settings = get_settings()
+    action = args.jobs_action
+    if action in ("runs", "findings"):
+        engine = open_engine(settings)
+        if action == "runs":
+            _print(list_job_runs(engine, job=args.job, limit=args.limit))
+        else:
+            _print(list_findings(engine, kind=args.kind, limit=args.limit))
+        return 0
+    ledger = open_ledger(settings)
+    if action is None:
+        run_forever(ledger, settings)
+        return 0
+    options = {"repair": args.repair} if args.repair else {}
+    if args.full:
+        options["full"] = True
+    try:
+        run_id, result = JobRunner(ledger, settings).run_now(args.job, options)
+    except JobBusy:
+        print(f"error: {args.job} is running in another process; try again later",
+              file=sys.stderr)
+        return 3
+    _print({"job": args.job, "run_id": run_id, "outcome": result.outcome,
+            "figures": result.figures})
+    return 1 if result.outcome == "failed" else 0
+
+
+@command("signing-key")
+def signing_key_command(args: argparse.Namespace) -> int:
+    from jobs.signing import create_signing_key
+
+    try:
+        public = create_signing_key(Path(args.path))
+    except FileExistsError:
+        print(f"error: {args.path} exists; refusing to overwrite a signing key", file=sys.stderr)
+        return 2
+    print(f"private key written to {args.path} (mode 0600); set LEDGER_SIGNING_KEY_PATH to it",
+          file=sys.stderr)
+    print(public, end="")
+    return 0
+
+
+@command("export")
+def export_command(args: argparse.Namespace) -> int:
+    from jobs.bundle import export_bundle
+    from ledger.bootstrap import open_engine
+    from ledger.clock import SystemClock
+
+    settings = get_settings()
+    if not settings.signing_key_path and not args.unsigned:
+        print("error: LEDGER_SIGNING_KEY_PATH is not set (or pass --unsigned)", file=sys.stderr)
+        return 2
+    engine = open_engine(settings)
+    with open(args.out, "wb") as out:
+        summary = export_bundle(engine, args.since, out, SystemClock().now(),
+                                None if args.unsigned else settings.signing_key_path)
+    print(f"wrote {args.out}: {summary.entries} entries (seq {summary.first_seq}.."
+          f"{summary.last_seq}), {summary.checkpoints} signed checkpoints, "
+          f"{'signed' if summary.signed else 'UNSIGNED'}")
+    return 0
+
+
+@command("verify-bundle")
+def verify_bundle_command(args: argparse.Namespace) -> int:
+    # Offline on purpose: no settings, no database, only the file (and a pinned key).
+    from jobs.bundle import BundleError, verify_bundle
+
+    pinned = Path(args.public_key).read_text() if args.public_key else None
+    try:
+        report = verify_bundle(Path(args.file).read_bytes(), pinned, args.allow_unsigned)
+    except BundleError as err:
+        print(f"bundle: BAD: {err}")
+        return 1
+    print(f"bundle: ok: {report.entries} entries (seq {report.first_seq}..{report.last_seq}), "
+          f"{report.checkpoints} signed checkpoints, head {report.head}, key {report.key_id}")
+    return 0
+
+
+@command("import-shipments")
+def import_shipments_command(args: argparse.Namespace) -> int:
+    from jobs.shipments import ShipmentFeedError, check_unshipped, import_feed
+    from ledger.bootstrap import open_ledger
+
+    settings = get_settings()
+    ledger = open_ledger(settings)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            print(f"\rimporting shipments: {done}/{total} rows", end="", file=sys.stderr,
+                  flush=True)
+
+    path = Path(args.file)
+    try:
+        summary = import_feed(ledger, path.read_bytes(), path.name, progress)
+    except ShipmentFeedError as err:
+        print(f"error: {path.name}: {err}; nothing imported", file=sys.stderr)
+        return 2
+    if tty:
+        print(file=sys.stderr)
+    if summary.already_imported:
+        print(f"{path.name}: already imported (import {summary.import_id}); nothing changed")
+        return 0
+    unshipped = check_unshipped(ledger, settings.shipment_deadline_days)
+    print(f"{path.name}: import {summary.import_id}: {summary.rows} rows, "
+          f"{summary.new_findings} new findings, {unshipped} new not_shipped findings")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    from jobs.registry import JOBS
+
+    p = sub.add_parser("jobs", help="run the job scheduler (production), or one job now")
+    jobs_sub = p.add_subparsers(dest="jobs_action")
+    run = jobs_sub.add_parser("run", help="run one job now, recorded like a scheduled run")
+    run.add_argument("job", choices=sorted(JOBS))
+    run.add_argument("--repair", action="store_true",
+                     help="reconcile: bring drifted bucket rows back to the entries")
+    run.add_argument("--full", action="store_true",
+                     help="verify_chain: from genesis; cache_rebuild: invalidate every answer")
+    runs = jobs_sub.add_parser("runs", help="list recorded job runs, newest first")
+    runs.add_argument("--job", default=None)
+    runs.add_argument("--limit", type=int, default=20)
+    findings = jobs_sub.add_parser("findings", help="list findings, newest first")
+    findings.add_argument("--kind", default=None)
+    findings.add_argument("--limit", type=int, default=20)
+
+    p = sub.add_parser("signing-key", help="create an Ed25519 signing key (PEM)")
+    p.add_argument("path")
+
+    p = sub.add_parser("export", help="write an audit bundle: entries, checkpoints, key")
+    p.add_argument("--since", type=int, default=1, help="first seq to export (default 1)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--unsigned", action="store_true", help="no signing key: digest only")
+
+    p = sub.add_parser("verify-bundle", help="check a bundle offline; non-zero when bad")
+    p.add_argument("file")
+    p.add_argument("--public-key", default=None, help="PEM file of the key you trust")
+    p.add_argument("--allow-unsigned", action="store_true")
+
+    p = sub.add_parser("import-shipments", help="import a shipment feed (CSV or JSON lines)")
+    p.add_argument("file")
+
+
+EXTENSIONS.append(add_parsers)
