@@ -1,15 +1,86 @@
-"""The Litestar application factory."""
+"""The Litestar application factory: the one place the API is wired.
+
+Settings are read once (here, or passed in by tests); the engine, ledger,
+cache and throttle are built in the lifespan, on the loop that serves the
+requests, never at import (STACK_NOTES #6).
+"""
 
 from __future__ import annotations
 
-from litestar import Litestar, get
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
+from api.problems import QuotaExceeded, Throttled, handle_exception
+from api.routes import ROUTES
+from api.services import Services, build_services
+from api.wire import MAX_BODY_BYTES
+from ledger.clock import Clock
+from ledger.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, Unavailable
+from ledger.settings import Settings, get_settings
+
+API_VERSION = "1.0.0"
+# Expected outcomes are logged as one line, not a stack trace (exact classes:
+# Litestar matches the type, not its bases).
+QUIET_STATUSES: set[int | type[Exception]] = {
+    400, 401, 403, 404, 405, 409, 413, 415, 422, 429,
+    InvalidInput, NotFound, Conflict, IdempotencyMismatch, Unavailable, QuotaExceeded, Throttled,
+}
 
 
-@get("/health", sync_to_thread=False)
-def health() -> dict[str, str]:
-    """Liveness: answers without touching the database or checking auth."""
-    return {"status": "ok"}
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="TPP quota ledger",
+        version=API_VERSION,
+        description="The books for exported AI compute, in whole TPP units. "
+        "Errors are RFC 9457 problem+json.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(path="/")],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer",
+                                         description="`ledger keys create` prints a key once")
+            }
+        ),
+        security=[{"apiKey": []}],
+    )
 
 
-def create_app() -> Litestar:
-    return Litestar(route_handlers=[health])
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
+    """Builds the app. `settings` default to the environment; `clock` to the system clock."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = build_services(settings, clock)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    def provide_services(request: Request[Any, Any, Any]) -> Services:
+        services: Services = request.app.state.services
+        return services
+
+    return Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        middleware=[DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS)],
+        exception_handlers={Exception: handle_exception},
+        openapi_config=openapi_config(),
+        request_max_body_size=MAX_BODY_BYTES,
+        logging_config=LoggingConfig(
+            log_exceptions="always", disable_stack_trace=QUIET_STATUSES
+        ),
+    )

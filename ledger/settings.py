@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     rule_set: str = "ai-diffusion-2025"
     # Ed25519 private key (PEM path) for signed checkpoints; unset: checkpoints unsigned.
     signing_key_path: str | None = None
+    # Abuse throttle: requests per minute per API key (0 turns it off). Generous,
+    # so benchmarks are not throttled; it protects, it never enforces quota.
+    rate_limit_per_minute: int = 6000
 
     # Scheduled jobs (jobs/). `ledger serve` runs them in-process unless disabled;
     # production runs `ledger jobs` instead and sets jobs_in_serve=false on the API.

@@ -1,0 +1,95 @@
+"""Bearer API keys, roles and scopes.
+
+Roles, as API.md fixes them:
+- admin: everything;
+- vendor: reserve, commit, release and read its own reservations; read headroom;
+- operator: read headroom and history of its own operator id only;
+- auditor: read everything, write nothing.
+A missing or unknown key is 401; a known key outside its role or scope is 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from api.problems import Throttled
+from api.services import Services
+from ledger.keys import Principal, authenticate, hash_key
+
+ADMIN, VENDOR, OPERATOR, AUDITOR = "admin", "vendor", "operator", "auditor"
+EVERYONE = (ADMIN, VENDOR, OPERATOR, AUDITOR)
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema"]
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticates the bearer key, then counts the request against the key's throttle.
+
+    Throttling sits here because its unit is the authenticated key.
+    """
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        services: Services = connection.app.state.services
+        header = connection.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise NotAuthorizedException("send Authorization: Bearer <API key>")
+        digest = hash_key(key)
+        principal = services.principals.get(digest)
+        if principal is None:
+            principal = await anyio.to_thread.run_sync(authenticate, services.ledger.engine, key)
+            if principal is None:
+                raise NotAuthorizedException("unknown or revoked API key")
+            services.principals.put(digest, principal)
+        retry_after = await services.throttle.check(principal.key_id)
+        if retry_after is not None:
+            raise Throttled(retry_after)
+        return AuthenticationResult(user=principal, auth=principal.key_id)
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise NotAuthorizedException("send Authorization: Bearer <API key>")
+    return user
+
+
+def allow(*roles: str) -> Guard:
+    """A route guard admitting only keys with one of `roles`."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = principal_of(connection)
+        if principal.role not in roles:
+            raise PermissionDeniedException(
+                f"a {principal.role} key may not do this (allowed: {', '.join(roles)})"
+            )
+
+    return guard
+
+
+def operator_scope(principal: Principal, operator_id: str | None) -> str | None:
+    """The operator filter a query must use: an operator key sees only its own operator."""
+    if principal.role != OPERATOR:
+        return operator_id
+    if operator_id is not None and operator_id != principal.operator_id:
+        raise PermissionDeniedException(
+            f"this key reads operator {principal.operator_id!r} only"
+        )
+    return principal.operator_id
+
+
+def require_owner(principal: Principal, owner: str) -> None:
+    """A vendor acts on its own reservations only; admins (and auditors, reading) on any."""
+    if principal.role == VENDOR and owner != principal.key_id:
+        raise PermissionDeniedException("this reservation belongs to another key")

@@ -1,0 +1,293 @@
+"""Headroom cache: whole headroom answers, in Redis when configured, else in process.
+
+The database is the truth; this cache only saves reads, and the reservation
+path never looks at it. Why an answer can be trusted when read back:
+
+- **Versioned invalidation, not delete.** Each bucket has a version token
+  (`v:<kind>|<key>|<period>`), each UVEU operator's footprint set has one
+  (`vf:<operator>`), and reference data has one (`ref`). A cached answer
+  stores the tokens it was computed under; it is served only while every one
+  is still current. A ledger commit replaces the tokens of the buckets it
+  changed (Ledger.on_commit); a reference PUT replaces `ref`. Tokens are read
+  BEFORE the database, so an answer computed from balances older than a
+  commit always carries a token that commit replaced: a slow reader can
+  never store a stale answer under a current token. Tokens are random
+  (uuid4), not counters, so a token lost to eviction cannot come back equal.
+- **Expiry instants.** A hold counts for nothing from its expiry instant,
+  with no commit to replace any token. So each answer also stores
+  `valid_until`, the earliest expiry of any active hold it counted, and is a
+  miss from that instant on (and before its own computation time). Between
+  the computation and `valid_until` no hold in it can lapse, so the numbers
+  cannot change without a commit.
+- **The date.** Years, quarters, tiers and licence validity change with the
+  UTC date, so the date is part of the answer's key.
+- **Redis down.** Every Redis call has short timeouts; a failure opens a
+  breaker for a few seconds, during which reads go straight to the database.
+  Token replacements that could not be sent are kept and replayed first when
+  Redis answers again; answers also expire after `ANSWER_TTL_S`, which
+  bounds any staleness if a process died holding such replays.
+- **Without Redis** the same logic runs on an in-process store: exact for
+  one process; several worker processes should share a Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import redis
+
+from ledger.policy.types import FOOTPRINT, BucketKey
+from ledger.queries import BucketState, HeadroomPlan, LedgerReader
+
+log = logging.getLogger(__name__)
+
+ANSWER_TTL_S = 60
+TOKEN_TTL_S = 7 * 86400
+BREAKER_OPEN_S = 3.0
+REDIS_TIMEOUT_S = 0.25
+
+
+class KeyValue(Protocol):
+    def mget(self, keys: Sequence[str]) -> list[str | None]: ...
+    def set_many(self, items: dict[str, str], ttl_s: int) -> None: ...
+    def set_missing(self, items: dict[str, str], ttl_s: int) -> None: ...
+
+
+class MemoryKeyValue:
+    """The in-process store: a dict with expiry times, safe across threads."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def mget(self, keys: Sequence[str]) -> list[str | None]:
+        now = time.monotonic()
+        with self._lock:
+            out = []
+            for key in keys:
+                item = self._data.get(key)
+                out.append(item[0] if item is not None and item[1] > now else None)
+            return out
+
+    def set_many(self, items: dict[str, str], ttl_s: int) -> None:
+        until = time.monotonic() + ttl_s
+        with self._lock:
+            if len(self._data) > 100_000:  # bound memory: drop what has expired
+                now = time.monotonic()
+                self._data = {k: v for k, v in self._data.items() if v[1] > now}
+            for key, value in items.items():
+                self._data[key] = (value, until)
+
+    def set_missing(self, items: dict[str, str], ttl_s: int) -> None:
+        present = self.mget(list(items))
+        self.set_many({k: v for (k, v), p in zip(items.items(), present, strict=True)
+                       if p is None}, ttl_s)
+
+
+class RedisKeyValue:
+    """Redis with short timeouts: a slow or dead Redis costs at most a fraction of a second."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S,
+            decode_responses=True, retry_on_timeout=False,
+        )
+
+    def mget(self, keys: Sequence[str]) -> list[str | None]:
+        return [None if v is None else str(v) for v in self.client.mget(list(keys))] if keys else []
+
+    def set_many(self, items: dict[str, str], ttl_s: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipe.set(key, value, ex=ttl_s)
+        pipe.execute()
+
+    def set_missing(self, items: dict[str, str], ttl_s: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipe.set(key, value, ex=ttl_s, nx=True)
+        pipe.execute()
+
+
+def bucket_token_key(bucket: BucketKey) -> str:
+    return f"v:{bucket.kind}|{bucket.key}|{bucket.period}"
+
+
+def footprint_token_key(operator_id: str) -> str:
+    return f"vf:{operator_id}"
+
+
+REFERENCE_TOKEN = "ref"  # noqa: S105 (a cache key name, not a secret)
+
+
+class HeadroomCache:
+    """Headroom answers through a KeyValue store, falling back to the database."""
+
+    def __init__(self, reader: LedgerReader, store: KeyValue, namespace: str) -> None:
+        self.reader = reader
+        self.store = store
+        self.prefix = f"tpp:{namespace}:"
+        self._breaker_until = 0.0
+        self._pending: set[str] = set()  # token keys whose replacement did not reach the store
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    # -- reads ---------------------------------------------------------------------
+
+    def headroom(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> dict[str, Any]:
+        """The headroom answer at `at`: cached when provably current, else from the database."""
+        if not self._store_usable():
+            return self.reader.headroom(country, operator_id, consignee_id, at)
+        answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
+        try:
+            cached = self._cached_answer(answer_key, at)
+            if cached is not None:
+                self.hits += 1
+                return cached
+            ref = self._tokens([REFERENCE_TOKEN])
+        except redis.RedisError as exc:
+            self._trip(exc)
+            return self.reader.headroom(country, operator_id, consignee_id, at)
+        self.misses += 1
+        plan = self.reader.headroom_plan(country, operator_id, consignee_id, at)
+        try:
+            tokens = ref | self._tokens(self._token_keys(plan))
+        except redis.RedisError as exc:
+            self._trip(exc)
+            tokens = {}
+        states = self.reader.bucket_states(plan.buckets, plan.footprint_of, at)
+        answer = self.reader.headroom_from(plan, states, at)
+        if tokens:
+            self._store_answer(answer_key, answer, tokens, states, at)
+        return answer
+
+    def _cached_answer(self, answer_key: str, at: datetime) -> dict[str, Any] | None:
+        raw = self.store.mget([answer_key])[0]
+        if raw is None:
+            return None
+        doc = json.loads(raw)
+        if datetime.fromisoformat(doc["computed_at"]) > at:
+            return None
+        if doc["valid_until"] is not None and at >= datetime.fromisoformat(doc["valid_until"]):
+            return None  # a hold it counted has lapsed since
+        keys = list(doc["tokens"])
+        current = self.store.mget([self.prefix + k for k in keys])
+        if any(doc["tokens"][k] != c for k, c in zip(keys, current, strict=True)):
+            return None
+        answer: dict[str, Any] = doc["answer"]
+        return answer
+
+    def _store_answer(
+        self,
+        answer_key: str,
+        answer: dict[str, Any],
+        tokens: dict[str, str],
+        states: dict[BucketKey, BucketState],
+        at: datetime,
+    ) -> None:
+        expiries = [s.next_expiry for s in states.values() if s.next_expiry is not None]
+        doc = {
+            "computed_at": at.isoformat(),
+            "valid_until": min(expiries).isoformat() if expiries else None,
+            "tokens": tokens,
+            "answer": answer,
+        }
+        try:
+            self.store.set_many({answer_key: json.dumps(doc)}, ANSWER_TTL_S)
+        except redis.RedisError as exc:
+            self._trip(exc)
+
+    def _tokens(self, keys: Iterable[str]) -> dict[str, str]:
+        """Current tokens of `keys`, creating the missing ones (Redis SET NX)."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        full = [self.prefix + k for k in keys]
+        values = self.store.mget(full)
+        missing = {f: uuid.uuid4().hex for f, v in zip(full, values, strict=True) if v is None}
+        if missing:
+            self.store.set_missing(missing, TOKEN_TTL_S)
+            values = self.store.mget(full)
+        if any(v is None for v in values):  # evicted between the calls: do not cache
+            raise redis.RedisError("token vanished")
+        return {k: str(v) for k, v in zip(keys, values, strict=True)}
+
+    @staticmethod
+    def _token_keys(plan: HeadroomPlan) -> list[str]:
+        return [bucket_token_key(b) for b in plan.buckets] + [
+            footprint_token_key(op) for op in plan.footprint_of
+        ]
+
+    def _answer_key(
+        self, country: str, operator_id: str | None, consignee_id: str | None, on: date
+    ) -> str:
+        rs = self.reader.rule_set
+        return (f"{self.prefix}h:{rs.name}@{rs.version}|{on.isoformat()}|{country}|"
+                f"{operator_id or ''}|{consignee_id or ''}")
+
+    # -- invalidation ----------------------------------------------------------------
+
+    def buckets_changed(self, changed: set[BucketKey]) -> None:
+        """Ledger.on_commit listener: replaces the tokens of every changed bucket."""
+        keys = {bucket_token_key(b) for b in changed}
+        keys |= {footprint_token_key(b.operator_id) for b in changed
+                 if b.kind == FOOTPRINT and b.operator_id}
+        self._replace(keys)
+
+    def reference_changed(self) -> None:
+        """After a PUT of an operator, consignee or licence: every answer may list others."""
+        self._replace({REFERENCE_TOKEN})
+
+    def _replace(self, keys: set[str]) -> None:
+        with self._lock:
+            keys = keys | self._pending
+            self._pending = set()
+        if not self._store_usable():
+            with self._lock:
+                self._pending |= keys
+            return
+        try:
+            self.store.set_many({self.prefix + k: uuid.uuid4().hex for k in keys}, TOKEN_TTL_S)
+        except redis.RedisError as exc:
+            with self._lock:
+                self._pending |= keys
+            self._trip(exc)
+
+    # -- the breaker ------------------------------------------------------------------
+
+    def _store_usable(self) -> bool:
+        if time.monotonic() < self._breaker_until:
+            return False
+        if self._pending:
+            with self._lock:
+                pending, self._pending = self._pending, set()
+            try:  # replay replacements that failed while the store was away
+                self.store.set_many({self.prefix + k: uuid.uuid4().hex for k in pending},
+                                    TOKEN_TTL_S)
+            except redis.RedisError as exc:
+                with self._lock:
+                    self._pending |= pending
+                self._trip(exc)
+                return False
+        return True
+
+    def _trip(self, exc: Exception) -> None:
+        log.warning("headroom cache store unavailable (%s); reading the database", exc)
+        self._breaker_until = time.monotonic() + BREAKER_OPEN_S
+
+
+def build_headroom_cache(
+    reader: LedgerReader, redis_url: str | None, namespace: str
+) -> HeadroomCache:
+    store: KeyValue = RedisKeyValue(redis_url) if redis_url else MemoryKeyValue()
+    return HeadroomCache(reader, store, namespace=namespace)

@@ -1,0 +1,34 @@
+"""Headroom: every bucket that applies to a query, with what is left of each."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from litestar import Request, get
+from litestar.params import FromQuery
+
+from api.auth import EVERYONE, allow, operator_scope, principal_of
+from api.schemas import HeadroomOut, to_struct
+from api.services import ServicesDep
+from api.wire import problem_responses
+
+
+@get("/v1/headroom", guards=[allow(*EVERYONE)], tags=["headroom"],
+     responses=problem_responses(403, 422))
+async def headroom(
+    request: Request,
+    services: ServicesDep,
+    country: FromQuery[str],
+    operator_id: FromQuery[str | None] = None,
+    consignee_id: FromQuery[str | None] = None,
+) -> HeadroomOut:
+    """Buckets for `country` (and the operator / consignee), unused ones at full cap.
+
+    Served from the headroom cache when it is provably current (see api.cache),
+    else from the database; an operator key is held to its own operator.
+    """
+    operator_id = operator_scope(principal_of(request), operator_id)
+    at = services.ledger.clock.now()
+    answer = await anyio.to_thread.run_sync(
+        services.headroom.headroom, country, operator_id, consignee_id, at
+    )
+    return to_struct({**answer, "at": at}, HeadroomOut)

@@ -1,0 +1,71 @@
+"""Edges of the wire shared by route modules: strict bodies, times, documented errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.openapi.datastructures import ResponseSpec
+
+from api.problems import MEDIA_TYPE, field_of_message
+from api.schemas import ProblemOut
+from ledger.errors import InvalidInput
+
+MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: 1,000 lines fit in a tenth of it
+
+PROBLEM_DESCRIPTIONS = {
+    401: "Missing or unknown API key",
+    403: "Outside this key's role or scope",
+    404: "Not found",
+    409: "Denied by a cap, or the reservation's state forbids it",
+    413: "Request body too large",
+    422: "Malformed input; `field` names the culprit",
+    429: "Over this key's request rate; see Retry-After",
+    503: "Database unavailable; nothing written; see Retry-After",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem+json answers a route can give (plus 401/429/503)."""
+    wanted = sorted({401, 429, 503, *statuses})
+    return {
+        status: ResponseSpec(
+            data_container=ProblemOut,
+            description=PROBLEM_DESCRIPTIONS.get(status, "Problem"),
+            media_type=MEDIA_TYPE,
+        )
+        for status in wanted
+    }
+
+
+def strict_body(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """A before_request hook decoding the body strictly before Litestar's lenient decode.
+
+    Litestar converts leniently (1.0 or "5" would become an int); TPP figures
+    must be JSON integers, so the body is checked here first, field by field.
+    """
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        raw = await request.body()
+        try:
+            msgspec.json.decode(raw, type=model, strict=True)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            raise InvalidInput(message, field=field_of_message(message) or "body") from exc
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+
+    return check
+
+
+def utc_time(value: datetime | None, name: str) -> datetime | None:
+    """A query time as aware UTC; a time without offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"{name} is out of range", field=name) from exc

@@ -1,0 +1,473 @@
+"""Read-only questions about the books: headroom, history pages, balances as of a time.
+
+Nothing here writes: the Ledger service owns every write transaction. Costs:
+- headroom reads the few reference rows of the query, the listed buckets by
+  identity (unique index on (kind, key, period)), the operator's footprint
+  buckets (index (kind, operator_id)) and their active holds (index
+  (bucket_id, expires_at)): independent of the number of entries;
+- an entries page is one keyset query on `seq` with the filter's index;
+- balances `as_of` scans the entries of the filtered scope up to `as_of`
+  (indexes (country, seq), (operator_id, seq), (consignee_id, seq)), then
+  the entries of the countries (or LPP groups) those buckets live in, so
+  shared buckets show their full use: cost grows with that scope's history,
+  never with the whole ledger's (unless no filter is given, which is an
+  auditor's whole-ledger question by definition).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ledger.chain import format_time
+from ledger.countries import is_known_country
+from ledger.errors import InvalidInput
+from ledger.policy import engine as policy
+from ledger.policy.buckets import footprint_from_balances
+from ledger.policy.ruleset import RuleSet
+from ledger.policy.types import (
+    COUNTRY_ALLOCATION,
+    FOOTPRINT,
+    LICENSE,
+    LPP,
+    NVEU,
+    Balance,
+    BucketKey,
+    ConsigneeInfo,
+    LicenseInfo,
+    OperatorInfo,
+)
+from ledger.reference import check_id, consignee_info, operator_info
+from ledger.store.models import Consignee, License, Operator, Reservation, UTCDateTime
+from ledger.store.txn import ACTIVE_HOLD, BUCKET, ENTRY, bucket_key_of, needed_buckets
+
+ENTRY_KINDS = ("hold", "commit", "release", "expire", "reversal")
+MAX_PAGE = 1000
+# Effect of one entry kind on (committed, held) of each bucket it draws on.
+ENTRY_EFFECT = {
+    "hold": (0, 1),
+    "commit": (1, -1),
+    "release": (0, -1),
+    "expire": (0, -1),
+    "reversal": (-1, 0),
+}
+RESERVATION = Reservation.__table__  # type: ignore[attr-defined]
+LICENSE_T = License.__table__  # type: ignore[attr-defined]
+CONSIGNEE_T = Consignee.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """A bucket's balance at one instant, and when the next of its holds expires.
+
+    Until `next_expiry` (and until the next commit touching the bucket) the
+    balance cannot change, which is what makes it safe to cache.
+    """
+
+    committed: int = 0
+    held: int = 0
+    next_expiry: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HeadroomPlan:
+    """What a headroom query shows, before balances: resolved from reference data."""
+
+    country: str
+    tier: int
+    operator: OperatorInfo | None
+    consignee: ConsigneeInfo | None
+    licenses: tuple[LicenseInfo, ...]
+    buckets: frozenset[BucketKey]
+    footprint_of: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    country: str | None = None
+    operator_id: str | None = None
+    consignee_id: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass
+class _Tally:
+    committed: int = 0
+    held_by_reservation: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def encode_cursor(seq: int) -> str:
+    raw = json.dumps({"after": seq}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The seq a cursor resumes after; InvalidInput(field="cursor") if it is not ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        after = json.loads(raw)["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise InvalidInput("cursor is not one this service issued", field="cursor") from exc
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise InvalidInput("cursor is not one this service issued", field="cursor")
+    return after
+
+
+def entry_view(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "kind": row.kind,
+        "reservation_id": row.reservation_id,
+        "line_no": row.line_no,
+        "tpp": row.tpp,
+        "at": format_time(row.effective_at),
+        "recorded_at": format_time(row.recorded_at),
+        "country": row.country,
+        "operator_id": row.operator_id,
+        "consignee_id": row.consignee_id,
+        "path": row.path,
+        "draws": [{"kind": d[0], "key": d[1], "period": d[2], "tpp": d[3]} for d in row.draws],
+        "actor": row.actor,
+        "rule_set": row.rule_set,
+        "rule_set_version": row.rule_set_version,
+        "note": row.note,
+        "hash": row.hash,
+        "prev_hash": row.prev_hash,
+    }
+
+
+def _country(code: str, name: str) -> str:
+    if not is_known_country(code):
+        raise InvalidInput(f"{name}: {code!r} is not an ISO 3166-1 alpha-2 code", field=name)
+    return code
+
+
+class LedgerReader:
+    """Read-only queries over one engine; each method opens its own short session."""
+
+    def __init__(self, engine: sa.Engine, rule_set: RuleSet) -> None:
+        self.engine = engine
+        self.rule_set = rule_set
+
+    # -- headroom --------------------------------------------------------------
+
+    def licenses_for(
+        self, session: Session, country: str, consignee_id: str | None
+    ) -> list[LicenseInfo]:
+        """Licences for `country`; with a consignee, only those open to it (or to anyone)."""
+        query = sa.select(LICENSE_T).where(LICENSE_T.c.country == country)
+        if consignee_id is not None:
+            query = query.where(
+                sa.or_(LICENSE_T.c.consignee_id.is_(None), LICENSE_T.c.consignee_id == consignee_id)
+            )
+        rows = session.execute(query.order_by(LICENSE_T.c.id)).all()
+        return [LicenseInfo(r.id, r.country, r.consignee_id, r.tpp, r.valid_from, r.valid_to)
+                for r in rows]
+
+    def headroom_plan(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> HeadroomPlan:
+        """Resolves the query's reference data and the buckets it shows (422 on unknown ids)."""
+        _country(country, "country")
+        with Session(self.engine) as session:
+            operator = consignee = None
+            if operator_id is not None:
+                check_id(operator_id, "operator_id")
+                op_row = session.get(Operator, operator_id)
+                if op_row is None:
+                    raise InvalidInput(f"unknown operator {operator_id!r}", field="operator_id")
+                operator = operator_info(op_row)
+            if consignee_id is not None:
+                check_id(consignee_id, "consignee_id")
+                c_row = session.get(Consignee, consignee_id)
+                if c_row is None:
+                    raise InvalidInput(f"unknown consignee {consignee_id!r}", field="consignee_id")
+                if c_row.country != country:
+                    raise InvalidInput(
+                        f"consignee {consignee_id!r} is located in {c_row.country}, "
+                        f"not in {country}",
+                        field="consignee_id",
+                    )
+                consignee = consignee_info(c_row)
+            licenses = tuple(self.licenses_for(session, country, consignee_id))
+        needs = policy.headroom_needs(self.rule_set, country, operator, consignee, licenses, at)
+        return HeadroomPlan(
+            country=country,
+            tier=self.rule_set.tier(country, at),
+            operator=operator,
+            consignee=consignee,
+            licenses=licenses,
+            buckets=needs.buckets,
+            footprint_of=needs.footprint_of,
+        )
+
+    def bucket_states(
+        self, keys: Iterable[BucketKey], footprint_of: Iterable[str], at: datetime
+    ) -> dict[BucketKey, BucketState]:
+        """Balances at `at` of these buckets (missing ones are absent = unused) and of every
+        footprint bucket of `footprint_of`; holds past their time count for nothing."""
+        query = needed_buckets(keys, footprint_of)
+        if query is None:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
+            if not rows:
+                return {}
+            expires = sa.type_coerce(ACTIVE_HOLD.c.expires_at, UTCDateTime())
+            holds = session.execute(
+                sa.select(
+                    ACTIVE_HOLD.c.bucket_id,
+                    sa.func.sum(
+                        sa.case((ACTIVE_HOLD.c.expires_at <= at, ACTIVE_HOLD.c.tpp), else_=0)
+                    ),
+                    sa.type_coerce(
+                        sa.func.min(
+                            sa.case((ACTIVE_HOLD.c.expires_at > at, expires), else_=None)
+                        ),
+                        UTCDateTime(),
+                    ),
+                )
+                .where(ACTIVE_HOLD.c.bucket_id.in_([r.id for r in rows]))
+                .group_by(ACTIVE_HOLD.c.bucket_id)
+            ).all()
+        lapsed = {h[0]: (int(h[1] or 0), h[2]) for h in holds}
+        out = {}
+        for r in rows:
+            gone, next_expiry = lapsed.get(r.id, (0, None))
+            out[bucket_key_of(r)] = BucketState(r.committed, r.held - gone, next_expiry)
+        return out
+
+    def headroom_from(
+        self, plan: HeadroomPlan, states: dict[BucketKey, BucketState], at: datetime
+    ) -> dict[str, Any]:
+        """The headroom answer for `plan` given bucket states (from the DB or a cache)."""
+        balances = {k: Balance(s.committed, s.held) for k, s in states.items()}
+        footprint = (
+            footprint_from_balances(balances, plan.operator.id)
+            if plan.operator is not None and plan.operator.id in plan.footprint_of
+            else None
+        )
+        listed = policy.headroom_buckets(
+            self.rule_set, plan.country, plan.operator, plan.consignee, plan.licenses, at,
+            footprint=footprint,
+        )
+        buckets = []
+        for entry in listed:
+            balance = balances.get(entry.bucket, Balance())
+            cap = entry.cap if entry.cap is not None else 0
+            buckets.append(_bucket_dict(entry.kind, entry.key, cap, balance))
+        return {"country": plan.country, "tier": plan.tier, "buckets": buckets}
+
+    def headroom(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> dict[str, Any]:
+        """Every bucket that applies to the query at `at`, straight from the database."""
+        plan = self.headroom_plan(country, operator_id, consignee_id, at)
+        states = self.bucket_states(plan.buckets, plan.footprint_of, at)
+        return self.headroom_from(plan, states, at)
+
+    # -- history ------------------------------------------------------------------
+
+    def entries(self, filt: EntryFilter, cursor: str | None, limit: int) -> EntryPage:
+        """One page of entries in seq order; `next_cursor` resumes after its last item.
+
+        Keyset pagination on `seq` (never OFFSET): a walk sees every matching
+        entry exactly once, even while new entries are appended.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be from 1 to {MAX_PAGE}", field="limit")
+        after = decode_cursor(cursor) if cursor else 0
+        query = _filtered(sa.select(ENTRY), filt).where(ENTRY.c.seq > after)
+        with Session(self.engine) as session:
+            rows = session.execute(query.order_by(ENTRY.c.seq).limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return EntryPage(
+            items=[entry_view(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].seq) if more else None,
+        )
+
+    # -- balances as of a time --------------------------------------------------
+
+    def balances_as_of(
+        self,
+        as_of: datetime,
+        country: str | None = None,
+        operator_id: str | None = None,
+        consignee_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Capped buckets touched by the scope's entries, as they stood at `as_of`.
+
+        Counts every entry with effective_at <= as_of that draws on those
+        buckets (other parties' too: a bucket's balance is the bucket's), and a
+        hold as nothing once its reservation's expires_at <= as_of, whether or
+        not an `expire` entry was written yet. Footprint buckets (uncapped) are
+        not listed. Sorted by (kind, key, period).
+        """
+        scope = EntryFilter(country=country, operator_id=operator_id,
+                            consignee_id=consignee_id, until=as_of)
+        with Session(self.engine) as session:
+            wanted = self._buckets_in_scope(session, scope)
+            if not wanted:
+                return []
+            tallies = self._tally(session, wanted, as_of)
+            expiry = self._expiries(session, tallies, as_of)
+            caps = self._caps(session, wanted, as_of)
+        out = []
+        for bucket in sorted(wanted):
+            tally = tallies.get(bucket, _Tally())
+            held = sum(t for rid, t in tally.held_by_reservation.items()
+                       if t > 0 and rid not in expiry)
+            balance = Balance(tally.committed, held)
+            out.append(_bucket_dict(bucket[0], bucket[1], caps[bucket], balance)
+                       | {"period": bucket[2]})
+        return out
+
+    def _buckets_in_scope(self, session: Session, scope: EntryFilter) -> set[tuple[str, str, str]]:
+        wanted: set[tuple[str, str, str]] = set()
+        query = _filtered(sa.select(ENTRY.c.draws), scope).execution_options(yield_per=5000)
+        for (draws,) in session.execute(query):
+            for kind, key, period, _tpp in draws:
+                if kind != FOOTPRINT:
+                    wanted.add((kind, key, period))
+        return wanted
+
+    def _tally(
+        self, session: Session, wanted: set[tuple[str, str, str]], as_of: datetime
+    ) -> dict[tuple[str, str, str], _Tally]:
+        """Sums the draws on `wanted` of every entry that can draw on them, up to `as_of`.
+
+        Only entries of the countries those buckets live in (or, for LPP
+        buckets, of the consignees sharing them) can draw on them, so only
+        those are read, through the (country, seq) and (consignee_id, seq)
+        indexes.
+        """
+        rows = session.execute(
+            sa.select(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period, BUCKET.c.country)
+            .where(sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(sorted(wanted)))
+        ).all()
+        countries = {r.country for r in rows if r.country is not None}
+        lpp_keys = [r.key for r in rows if r.kind == LPP]
+        consignees = set(_lpp_members(session, lpp_keys))
+        conds = []
+        if countries:
+            conds.append(ENTRY.c.country.in_(sorted(countries)))
+        if consignees:
+            conds.append(ENTRY.c.consignee_id.in_(sorted(consignees)))
+        tallies: dict[tuple[str, str, str], _Tally] = {}
+        if not conds:
+            return tallies
+        query = (
+            sa.select(ENTRY.c.kind, ENTRY.c.reservation_id, ENTRY.c.draws)
+            .where(sa.or_(*conds), ENTRY.c.effective_at <= as_of)
+            .execution_options(yield_per=5000)
+        )
+        for kind, rid, draws in session.execute(query):
+            dc, dh = ENTRY_EFFECT[kind]
+            for b_kind, b_key, b_period, tpp in draws:
+                bucket = (b_kind, b_key, b_period)
+                if bucket in wanted:
+                    tally = tallies.setdefault(bucket, _Tally())
+                    tally.committed += dc * tpp
+                    tally.held_by_reservation[rid] += dh * tpp
+        return tallies
+
+    @staticmethod
+    def _expiries(
+        session: Session, tallies: dict[tuple[str, str, str], _Tally], as_of: datetime
+    ) -> set[str]:
+        """Reservations whose hold still stands in the entries but had lapsed by `as_of`."""
+        open_ids = sorted({rid for t in tallies.values()
+                           for rid, held in t.held_by_reservation.items() if held > 0})
+        lapsed: set[str] = set()
+        for start in range(0, len(open_ids), 500):
+            chunk = open_ids[start:start + 500]
+            lapsed.update(session.execute(
+                sa.select(RESERVATION.c.id)
+                .where(RESERVATION.c.id.in_(chunk), RESERVATION.c.expires_at <= as_of)
+            ).scalars())
+        return lapsed
+
+    def _caps(
+        self, session: Session, wanted: set[tuple[str, str, str]], as_of: datetime
+    ) -> dict[tuple[str, str, str], int]:
+        """Each bucket's cap at `as_of`, from the rule set (and the licence for licences)."""
+        rs = self.rule_set
+        licence_ids = [key for kind, key, _ in wanted if kind == LICENSE]
+        licence_tpp: dict[str, int] = {}
+        if licence_ids:
+            licence_tpp = {r.id: r.tpp for r in session.execute(
+                sa.select(LICENSE_T.c.id, LICENSE_T.c.tpp).where(LICENSE_T.c.id.in_(licence_ids))
+            )}
+        caps = {}
+        for bucket in wanted:
+            kind, key, _period = bucket
+            if kind == COUNTRY_ALLOCATION:
+                # Outside its window an allocation grants nothing (as the engine decides).
+                caps[bucket] = rs.allocation_cap(key) if rs.allocation_open(as_of) else 0
+            elif kind == LPP:
+                caps[bucket] = rs.lpp.cap if rs.lpp is not None else 0
+            elif kind == NVEU:
+                caps[bucket] = rs.nveu_cap(as_of) if rs.nveu is not None else 0
+            else:
+                caps[bucket] = int(licence_tpp.get(key, 0))
+        return caps
+
+
+def _lpp_members(session: Session, lpp_keys: Sequence[str]) -> list[str]:
+    """Consignee ids that can draw on these LPP buckets ("consignee:<id>" / "group:<id>")."""
+    direct = [k.split(":", 1)[1] for k in lpp_keys if k.startswith("consignee:")]
+    groups = [k.split(":", 1)[1] for k in lpp_keys if k.startswith("group:")]
+    members = list(direct)
+    if groups:
+        members += session.execute(
+            sa.select(CONSIGNEE_T.c.id).where(CONSIGNEE_T.c.group_id.in_(groups))
+        ).scalars().all()
+    return members
+
+
+def _filtered(query: Any, filt: EntryFilter) -> Any:
+    if filt.country is not None:
+        query = query.where(ENTRY.c.country == _country(filt.country, "country"))
+    if filt.operator_id is not None:
+        query = query.where(ENTRY.c.operator_id == filt.operator_id)
+    if filt.consignee_id is not None:
+        query = query.where(ENTRY.c.consignee_id == filt.consignee_id)
+    if filt.kind is not None:
+        if filt.kind not in ENTRY_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(ENTRY_KINDS)}", field="kind")
+        query = query.where(ENTRY.c.kind == filt.kind)
+    if filt.since is not None:
+        query = query.where(ENTRY.c.effective_at >= filt.since)
+    if filt.until is not None:
+        query = query.where(ENTRY.c.effective_at <= filt.until)
+    return query
+
+
+def _bucket_dict(kind: str, key: str, cap: int, balance: Balance) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "key": key,
+        "cap": cap,
+        "committed": balance.committed,
+        "held": balance.held,
+        # Never below zero: a cap lowered under existing use leaves nothing, not a debt.
+        "available": max(0, cap - balance.committed - balance.held),
+    }
