@@ -96,3 +96,49 @@ def api(db_url: str, start_api: Callable[..., Api]) -> Api:
 @pytest.fixture
 def sqlite_api(sqlite_url: str, start_api: Callable[..., Api]) -> Api:
     return start_api(sqlite_url)
+
+
+H100 = 15_832
+
+
+def seed_operator(api: Api, op_id: str = "op1", hq: str = "US", veu: Any = None,
+                  footprint: dict[str, int] | None = None) -> None:
+    body: dict[str, Any] = {"name": op_id, "hq_country": hq, "veu": veu}
+    if footprint is not None:
+        body["footprint"] = footprint
+    r = api.put(f"/v1/operators/{op_id}", body)
+    assert r.status_code == 200, r.text
+
+
+def seed_consignee(api: Api, c_id: str, country: str, operator_id: str | None = "op1",
+                   group_id: str | None = None) -> None:
+    r = api.put(f"/v1/consignees/{c_id}", {"name": c_id, "country": country,
+                                          "operator_id": operator_id, "group_id": group_id})
+    assert r.status_code == 200, r.text
+
+
+def seed_license(api: Api, lic_id: str, country: str, tpp: int,
+                 consignee_id: str | None = None) -> None:
+    r = api.put(f"/v1/licenses/{lic_id}", {"country": country, "tpp": tpp,
+                                          "consignee_id": consignee_id,
+                                          "valid_from": "2025-01-01", "valid_to": "2027-12-31"})
+    assert r.status_code == 200, r.text
+
+
+def line(country: str, consignee_id: str, operator_id: str = "op1", quantity: int | None = None,
+         tpp: int | None = None, license_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"destination_country": country, "operator_id": operator_id,
+                           "consignee_id": consignee_id}
+    if tpp is not None:
+        out["tpp"] = tpp
+    else:
+        out["chip"], out["quantity"] = "H100-SXM", 1 if quantity is None else quantity
+    if license_id is not None:
+        out["license_id"] = license_id
+    return out
+
+
+def bucket(headroom: dict[str, Any], kind: str, key: str | None = None) -> dict[str, Any]:
+    found = [b for b in headroom["buckets"] if b["kind"] == kind and key in (None, b["key"])]
+    assert len(found) == 1, headroom
+    return found[0]
