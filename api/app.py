@@ -63,9 +63,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = build_services(settings, clock)
         app.state.services = services
+        jobs = None
+        if settings.jobs_in_serve:  # the embedded default: the scheduler lives here
+            from jobs.runner import start_in_process
+
+            jobs = start_in_process(services.ledger, settings)
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.shutdown(wait=False)
             await services.close()
 
     def provide_services(request: Request[Any, Any, Any]) -> Services:

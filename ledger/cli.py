@@ -25,10 +25,16 @@ def command(name: str) -> Callable[[Handler], Handler]:
 
 @command("serve")
 def serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from ledger.bootstrap import open_engine
 
+    # The embedded default runs the scheduled jobs inside the server (jobs.runner);
+    # LEDGER_JOBS_IN_SERVE=false leaves them to `ledger jobs`.
+    os.environ.setdefault("LEDGER_JOBS_IN_SERVE", "true")
+    get_settings.cache_clear()
     open_engine(get_settings()).dispose()  # migrates an empty database before serving
     uvicorn.run(
         "api.app:create_app",

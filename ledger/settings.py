@@ -20,9 +20,11 @@ class Settings(BaseSettings):
     # so benchmarks are not throttled; it protects, it never enforces quota.
     rate_limit_per_minute: int = 6000
 
-    # Scheduled jobs (jobs/). `ledger serve` runs them in-process unless disabled;
-    # production runs `ledger jobs` instead and sets jobs_in_serve=false on the API.
-    jobs_in_serve: bool = True
+    # Scheduled jobs (jobs/). Whether the API process runs the scheduler in its
+    # lifespan: `ledger serve` turns it on (embedded default) unless the environment
+    # says LEDGER_JOBS_IN_SERVE=false (production, where `ledger jobs` runs them).
+    # Off by default so test apps never fire background jobs.
+    jobs_in_serve: bool = False
     # Seconds between runs per job, overriding jobs.registry defaults,
     # e.g. LEDGER_JOBS_INTERVALS='{"expire_holds": 30}'.
     jobs_intervals: dict[str, int] = {}

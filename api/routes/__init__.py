@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, headroom, health, history
+from api.routes import audit, headroom, health, history, jobs
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -20,4 +20,6 @@ ROUTES: list[Any] = [
     history.entries,
     history.balances,
     audit.verify,
+    jobs.job_runs,
+    jobs.findings,
 ]
