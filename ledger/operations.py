@@ -126,6 +126,8 @@ class Batch:
         self.resolver = LineResolver(txn.session, rule_set.chip_tpp)
         self.idempotency: dict[tuple[str, str], dict[str, Any]] = {}
         self.reservations: dict[str, ReservationState] = {}
+        # Lines resolved and needs computed in the prefetch, by command identity.
+        self._planned: dict[int, tuple[list[LineRequest], Any]] = {}
 
     def run(self, commands: Sequence[Command]) -> list[Result]:
         self._prefetch(commands)
@@ -155,9 +157,11 @@ class Batch:
         operators: set[str] = set()
         for cmd in reserves:
             try:
-                needs = policy.needs(self.rule_set, self.resolver.resolve(cmd.lines), txn.now)
+                lines = self.resolver.resolve(cmd.lines)
             except LedgerError:
                 continue  # it fails again, answered, in its own turn
+            needs = policy.needs(self.rule_set, lines, txn.now)
+            self._planned[id(cmd)] = (lines, needs)
             buckets |= needs.buckets
             operators |= needs.footprint_of
         if buckets or operators:
@@ -212,8 +216,12 @@ class Batch:
                 f"hold_seconds must be an integer from 1 to {MAX_HOLD_SECONDS}",
                 field="hold_seconds",
             )
-        lines = self.resolver.resolve(cmd.lines)
-        needs = policy.needs(self.rule_set, lines, now)
+        planned = self._planned.get(id(cmd))
+        if planned is None:
+            lines = self.resolver.resolve(cmd.lines)
+            needs = policy.needs(self.rule_set, lines, now)
+        else:
+            lines, needs = planned
         balances = txn.lock_buckets(needs.buckets, needs.footprint_of)
         decision = policy.evaluate(self.rule_set, lines, now, balances)
         decided = tuple({"line": d.line, "path": d.path, "tpp": d.tpp} for d in decision.lines)

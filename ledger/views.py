@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +37,9 @@ class ReserveCommand:
 
     def request_hash(self) -> str:
         """Identity of the request body, to tell a replay from a reused key."""
-        doc = {"lines": [asdict(line) for line in self.lines], "hold_seconds": self.hold_seconds}
-        raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        # Tuples in field order: as exact as dicts, and several times cheaper.
+        doc = [self.hold_seconds, [astuple(line) for line in self.lines]]
+        raw = json.dumps(doc, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()
 
 
@@ -109,7 +110,7 @@ class ReservationView:
             "rule_set": self.rule_set,
             "rule_set_version": self.rule_set_version,
             "tpp": self.tpp,
-            "lines": [asdict(line) for line in self.lines],
+            "lines": [line.__dict__.copy() for line in self.lines],
         }
 
     @classmethod
@@ -149,7 +150,7 @@ class ReserveOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "reservation": self.reservation.to_dict() if self.reservation else None,
-            "violations": [asdict(v) for v in self.violations],
+            "violations": [v.__dict__.copy() for v in self.violations],
             "decided_lines": list(self.decided_lines),
         }
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ledger.chain import ENCODING_VERSION, entry_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
+from ledger.store.bulk import bulk_insert
 from ledger.store.models import (
     ActiveHold,
     Bucket,
@@ -259,9 +260,7 @@ class WriteTxn:
                 sa.delete(ACTIVE_HOLD).where(ACTIVE_HOLD.c.reservation_id.in_(self._released_holds))
             )
         for table in INSERT_ORDER:
-            rows = self._rows.get(table)
-            if rows:
-                session.execute(sa.insert(table), rows)
+            bulk_insert(session, table, self._rows.get(table, ()))
         for columns in {tuple(sorted(u)) for u in self._status_updates}:
             batch = [u for u in self._status_updates if tuple(sorted(u)) == columns]
             session.execute(
