@@ -164,11 +164,7 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
         if kind == "entry":
             if checkpoints:
                 raise BundleError(f"line {number}: entry after checkpoints")
-            try:
-                names = (*HASHED_FIELDS, "prev_hash", "hash")
-                entry = SimpleNamespace(**{f: doc[f] for f in names})
-            except KeyError as exc:
-                raise BundleError(f"line {number}: entry lacks field {exc}") from None
+            entry = _entry(number, doc)
             if verifier is None:
                 first_seq = entry.seq
                 since = header.get("since")
@@ -178,7 +174,12 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
                 if entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
                     raise BundleError(f"line {number} (entry seq 1): prev_hash is not genesis")
                 verifier = ChainVerifier(entry.seq - 1, entry.prev_hash)
-            if not verifier.feed(entry):
+            try:
+                fed = verifier.feed(entry)
+            except (LookupError, TypeError, ValueError, AttributeError) as exc:
+                raise BundleError(f"line {number} (entry seq {entry.seq}): malformed ({exc!r})"
+                                  ) from None
+            if not fed:
                 raise BundleError(f"line {number} (entry seq {verifier.first_bad_seq}): "
                                   f"{verifier.reason}")
             hashes[entry.seq] = entry.hash
@@ -196,6 +197,27 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
         else:
             raise BundleError(f"line {number}: unknown record type {kind!r}")
     raise BundleError("the end line is missing (truncated bundle)")
+
+
+def _entry(number: int, doc: dict[str, Any]) -> SimpleNamespace:
+    """An entry record as the chain verifier reads it: times parsed back to datetimes,
+    and only in their one canonical spelling (so no byte of a time is free to change)."""
+    try:
+        fields = {f: doc[f] for f in (*HASHED_FIELDS, "prev_hash", "hash")}
+    except KeyError as exc:
+        raise BundleError(f"line {number}: entry lacks field {exc}") from None
+    for name in ("effective_at", "recorded_at"):
+        text = fields[name]
+        try:
+            at = datetime.fromisoformat(str(text))
+            canonical = format_time(at)
+        except ValueError:
+            canonical = None
+        if canonical != text:
+            raise BundleError(f"line {number} (entry seq {fields['seq']}): {name} {text!r} "
+                              "is not a canonical RFC 3339 UTC time")
+        fields[name] = at
+    return SimpleNamespace(**fields)
 
 
 def _check_checkpoint(number: int, doc: dict[str, Any], hashes: dict[int, str],
