@@ -41,14 +41,20 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def strict_body(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+def strict_body(
+    model: type[Any], required_headers: tuple[str, ...] = ()
+) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
     """A before_request hook decoding the body strictly before Litestar's lenient decode.
 
     Litestar converts leniently (1.0 or "5" would become an int); TPP figures
     must be JSON integers, so the body is checked here first, field by field.
+    Required headers are checked here too, so their absence is a 422 naming them.
     """
 
     async def check(request: Request[Any, Any, Any]) -> None:
+        for header in required_headers:
+            if not request.headers.get(header):
+                raise InvalidInput(f"the {header} header is required", field=header)
         raw = await request.body()
         try:
             msgspec.json.decode(raw, type=model, strict=True)

@@ -23,13 +23,13 @@ from api.schemas import (
 )
 from api.services import Services, ServicesDep
 from api.wire import problem_responses, strict_body
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import NotFound
 from ledger.reference import ID_PATTERN
 from ledger.views import LineInput, ReservationView, ReserveCommand
 
 IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(name="Idempotency-Key", required=False, max_length=200,
+    str,
+    HeaderParameter(name="Idempotency-Key", required=True, min_length=1, max_length=200,
               description="Required. The same key with the same body replays the first answer; "
                           "with a different body it is 422."),
 ]
@@ -53,15 +53,13 @@ class ReservationController(Controller):
     tags = ["reservations"]
 
     @post("/reservations", guards=[allow(ADMIN, VENDOR)], status_code=HTTP_201_CREATED,
-          before_request=strict_body(ReserveIn),
+          before_request=strict_body(ReserveIn, required_headers=("Idempotency-Key",)),
           responses=problem_responses(403, 409, 413, 422))
     async def reserve(
         self, request: Request, services: ServicesDep, data: ReserveIn,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey,
     ) -> ReservationOut:
         """Hold quota for every line, or for none (409 naming each violated cap)."""
-        if not idempotency_key:
-            raise InvalidInput("the Idempotency-Key header is required", field="Idempotency-Key")
         actor = principal_of(request).key_id
         outcome = await services.writes.reserve(_command(actor, data, idempotency_key))
         if outcome.reservation is None:

@@ -75,6 +75,8 @@ def start_api() -> Iterator[Callable[..., Api]]:
     def start(database_url: str, redis_url: str | None = None, **settings: Any) -> Api:
         clock = ManualClock(START)
         keys = make_keys(database_url)
+        # Scheduled jobs would write (expire, reconcile) behind the tests' backs.
+        settings.setdefault("jobs_in_serve", False)
         app = create_app(Settings(database_url=database_url, redis_url=redis_url, **settings),
                          clock=clock)
         client = TestClient(app, raise_server_exceptions=False)
