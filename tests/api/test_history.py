@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.api.conftest import H100, Api, line, seed_consignee, seed_operator
@@ -41,7 +43,7 @@ def test_pagination_walks_thousands_without_gaps_or_duplicates(api: Api) -> None
     assert len(commits) == 800
     first = everything[0]
     assert set(first) >= {"seq", "kind", "reservation_id", "tpp", "at", "hash", "prev_hash"}
-    for prev, cur in zip(everything, everything[1:], strict=False):
+    for prev, cur in itertools.pairwise(everything):
         assert cur["prev_hash"] == prev["hash"]
 
 
