@@ -97,7 +97,7 @@ def test_bundle_verifies_offline_and_any_altered_byte_fails(
     assert (report.entries, report.checkpoints, report.first_seq, report.last_seq) == (7, 2, 1, 7)
 
     rng = random.Random(5)
-    positions = sorted(rng.sample(range(len(data)), 150)) + [0, len(data) - 1]
+    positions = [*sorted(rng.sample(range(len(data)), 150)), 0, len(data) - 1]
     for pos in positions:
         altered = bytearray(data)
         altered[pos] = (altered[pos] + 1 + rng.randrange(254)) % 256

@@ -66,8 +66,8 @@ def test_every_finding_kind_and_the_same_file_twice_changes_nothing(
     kinds = _kinds(ledger)
     assert kinds == {"over_shipment": 2, "destination_mismatch": 1, "consignee_mismatch": 1,
                      "shipment_without_reservation": 2}
-    over = [f for f in list_findings(ledger.engine, kind="over_shipment")
-            if f["subject"] == a][0]
+    over = next(f for f in list_findings(ledger.engine, kind="over_shipment")
+            if f["subject"] == a)
     assert over["details"] == {"reservation_id": a, "basis": "chip_quantity",
                                "chip": "H100-SXM", "reserved": 10, "shipped": 12}
 
