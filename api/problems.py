@@ -60,6 +60,7 @@ HTTP_KINDS: dict[int, tuple[str, str]] = {
 }
 DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError)
 MSGSPEC_PATH = re.compile(r"at `\$\.?([^`]*)`")
+MSGSPEC_MISSING = re.compile(r"missing required field `([^`]*)`")
 
 
 class QuotaExceeded(Exception):
@@ -94,9 +95,14 @@ def problem(
 
 
 def field_of_message(message: str) -> str | None:
-    """The field a msgspec message names ("... - at `$.lines[0].tpp`") as `lines[0].tpp`."""
+    """The field a msgspec message names ("... - at `$.lines[0].tpp`") as `lines[0].tpp`;
+    for a missing field, the missing one itself (`lines[0].tpp`, not `lines[0]`)."""
     match = MSGSPEC_PATH.search(message)
-    return match.group(1) if match else None
+    where = match.group(1) if match else None
+    missing = MSGSPEC_MISSING.search(message)
+    if missing:
+        return f"{where}.{missing.group(1)}" if where else missing.group(1)
+    return where
 
 
 def _ledger_problem(exc: LedgerError) -> Response[ProblemOut]:

@@ -43,6 +43,11 @@ class LedgerWrites:
     async def reserve(self, command: ReserveCommand) -> ReserveOutcome:
         return _expect(await self._run(command), ReserveOutcome)
 
+    async def reserve_many(self, commands: list[ReserveCommand]) -> list[Result]:
+        """Each command's own outcome or LedgerError, in order (none is raised)."""
+        futures = [asyncio.wrap_future(self.committer.submit(c)) for c in commands]
+        return list(await asyncio.gather(*futures))
+
     async def commit(self, reservation_id: str, actor: str) -> ReservationView:
         return _expect(await self._run(CommitCommand(actor, reservation_id)), ReservationView)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, headroom, health, history, jobs
+from api.routes import audit, batch, headroom, health, history, jobs
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -16,6 +16,7 @@ ROUTES: list[Any] = [
     health.ready,
     ReferenceController,
     ReservationController,
+    batch.reserve_batch,
     headroom.headroom,
     history.entries,
     history.balances,

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.chain import (
     ENCODING_VERSION,
     GENESIS_HASH,
     canonical_bytes,
+    canonical_bytes_reference,
     entry_hash,
     verify_entries,
 )
@@ -94,3 +97,19 @@ def test_any_change_is_caught_at_its_seq(mutate: Any, bad_seq: int) -> None:
     mutate(chain)
     report = verify_entries(chain)
     assert not report.ok and report.first_bad_seq == bad_seq
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=40),
+    key=st.one_of(st.none(), st.text(max_size=30)),
+    tpp=st.integers(0, 2**62),
+    draws=st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10),
+                             st.text(max_size=5), st.integers(0, 2**62)), max_size=4),
+)
+def test_fast_encoding_equals_the_reference_encoding(text, key, tpp, draws) -> None:  # type: ignore[no-untyped-def]
+    """orjson is the fast path; the standard library defines the bytes."""
+    e = make_chain(1)[0]
+    fields = {**e.__dict__, "note": text, "idempotency_key": key, "tpp": tpp,
+              "actor": text[::-1], "draws": [list(d) for d in draws]}
+    assert canonical_bytes(fields) == canonical_bytes_reference(fields)
