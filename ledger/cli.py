@@ -43,6 +43,9 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        # Per-request access lines cost more than a headroom read; problems are
+        # still logged by the app, and `--access-log` turns them back on.
+        access_log=args.access_log,
     )
     return 0
 
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--access-log", action="store_true", help="log every request")
 
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+COPY_THRESHOLD = 16
+
 
 def _copy_value(value: Any, column: sa.Column[Any]) -> Any:
     if value is None:
@@ -31,7 +33,8 @@ def bulk_insert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
+        # A few rows: the pipelined executemany beats COPY's extra round trips.
         session.execute(sa.insert(table), list(rows))
         return
     columns = list(table.columns)

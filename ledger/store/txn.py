@@ -158,11 +158,18 @@ class WriteTxn:
         operators = set(footprint_of) - self._footprints_loaded
         missing = sorted(k for k in keys if k not in self.buckets)
         if missing or operators:
-            self._create_missing(missing)
             query = needed_buckets(missing, operators)
             assert query is not None
             self._load(self.session.execute(query.with_for_update()).all())
             self._footprints_loaded |= operators
+            # Buckets seen for the first time: create, then lock them too. (Most
+            # batches find every bucket already there and skip this round trip.)
+            absent = [k for k in missing if k not in self.buckets]
+            if absent:
+                self._create_missing(absent)
+                query = needed_buckets(absent)
+                assert query is not None
+                self._load(self.session.execute(query.with_for_update()).all())
         out = {k: self.buckets[k].balance() for k in keys}
         for operator_id in footprint_of:
             for key, state in self.buckets.items():
