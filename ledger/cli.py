@@ -4,6 +4,7 @@ non-zero on failure."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,10 +62,10 @@ def migrate(args: argparse.Namespace) -> int:
 
 @command("verify")
 def verify(args: argparse.Namespace) -> int:
-    from ledger.audit import verify_chain
+    from ledger.audit import verify_chain_parallel
     from ledger.bootstrap import open_engine
 
-    report = verify_chain(open_engine(get_settings()))
+    report = verify_chain_parallel(open_engine(get_settings()), processes=args.processes)
     print(f"entries: {report.entries}")
     print(f"head: {report.head}")
     if report.ok:
@@ -97,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every request")
 
     sub.add_parser("migrate", help="apply database migrations")
-    sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")
+    p = sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                   help="processes that verify seq ranges in parallel (large ledgers)")
 
     p = sub.add_parser("keys", help="manage API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
