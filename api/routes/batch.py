@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, post
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta, Struct
 
@@ -54,7 +55,7 @@ def _item(request: Request[Any, Any, Any], index: int, result: Any) -> BatchItem
       before_request=strict_body(BatchIn), responses=problem_responses(403, 413, 422),
       tags=["reservations"])
 async def reserve_batch(request: Request[Any, Any, Any], services: ServicesDep,
-                        data: BatchIn) -> BatchOut:
+                        data: JSONBody[BatchIn]) -> BatchOut:
     """Reserve many orders at once. The answer lists, in order, each reservation's own
     status and body: 201 with the reservation, or the problem (409, 422, ...) that
     stopped it. Replays of an item's Idempotency-Key answer as the first time."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, get, put
+from litestar.params import FromPath, JSONBody
 
 from api.auth import ADMIN, EVERYONE, allow
 from api.schemas import (
@@ -52,7 +53,7 @@ class ReferenceController(Controller):
     @put("/operators/{operator_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(OperatorIn), responses=problem_responses(403, 413, 422))
     async def put_operator(
-        self, services: ServicesDep, operator_id: str, data: OperatorIn
+        self, services: ServicesDep, operator_id: FromPath[str], data: JSONBody[OperatorIn]
     ) -> OperatorOut:
         """Create or replace an operator (idempotent)."""
         veu_type = veu_country = None
@@ -68,13 +69,13 @@ class ReferenceController(Controller):
 
     @get("/operators/{operator_id:str}", guards=[allow(*EVERYONE)],
          responses=problem_responses(403, 404))
-    async def get_operator(self, services: ServicesDep, operator_id: str) -> OperatorOut:
+    async def get_operator(self, services: ServicesDep, operator_id: FromPath[str]) -> OperatorOut:
         return _operator_out(await _read(services, Operator, operator_id))
 
     @put("/consignees/{consignee_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(ConsigneeIn), responses=problem_responses(403, 413, 422))
     async def put_consignee(
-        self, services: ServicesDep, consignee_id: str, data: ConsigneeIn
+        self, services: ServicesDep, consignee_id: FromPath[str], data: JSONBody[ConsigneeIn]
     ) -> ConsigneeOut:
         """Create or replace an ultimate consignee (idempotent)."""
         await services.writes.put_consignee(ConsigneeInput(
@@ -85,13 +86,15 @@ class ReferenceController(Controller):
 
     @get("/consignees/{consignee_id:str}", guards=[allow(*EVERYONE)],
          responses=problem_responses(403, 404))
-    async def get_consignee(self, services: ServicesDep, consignee_id: str) -> ConsigneeOut:
+    async def get_consignee(
+        self, services: ServicesDep, consignee_id: FromPath[str]
+    ) -> ConsigneeOut:
         return to_struct(await _read(services, Consignee, consignee_id), ConsigneeOut)
 
     @put("/licenses/{license_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(LicenseIn), responses=problem_responses(403, 413, 422))
     async def put_license(
-        self, services: ServicesDep, license_id: str, data: LicenseIn
+        self, services: ServicesDep, license_id: FromPath[str], data: JSONBody[LicenseIn]
     ) -> LicenseOut:
         """Create or replace an export licence (idempotent)."""
         await services.writes.put_license(LicenseInput(
@@ -102,7 +105,7 @@ class ReferenceController(Controller):
 
     @get("/licenses/{license_id:str}", guards=[allow(*EVERYONE)],
          responses=problem_responses(403, 404))
-    async def get_license(self, services: ServicesDep, license_id: str) -> LicenseOut:
+    async def get_license(self, services: ServicesDep, license_id: FromPath[str]) -> LicenseOut:
         return to_struct(await _read(services, License, license_id), LicenseOut)
 
     @get("/chips", guards=[allow(*EVERYONE)], responses=problem_responses(403),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from litestar import Controller, Request, get, post
-from litestar.params import HeaderParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.auth import ADMIN, AUDITOR, VENDOR, allow, principal_of, require_owner
@@ -56,7 +56,7 @@ class ReservationController(Controller):
           before_request=strict_body(ReserveIn, required_headers=("Idempotency-Key",)),
           responses=problem_responses(403, 409, 413, 422))
     async def reserve(
-        self, request: Request, services: ServicesDep, data: ReserveIn,
+        self, request: Request, services: ServicesDep, data: JSONBody[ReserveIn],
         idempotency_key: IdempotencyKey,
     ) -> ReservationOut:
         """Hold quota for every line, or for none (409 naming each violated cap)."""
@@ -69,7 +69,7 @@ class ReservationController(Controller):
     @post("/reservations/{reservation_id:str}/commit", guards=[allow(ADMIN, VENDOR)],
           status_code=HTTP_200_OK, responses=problem_responses(403, 404, 409))
     async def commit(
-        self, request: Request, services: ServicesDep, reservation_id: str
+        self, request: Request, services: ServicesDep, reservation_id: FromPath[str]
     ) -> ReservationOut:
         """Commit a live hold (shipped). Repeating a done commit answers the same body."""
         principal = principal_of(request)
@@ -79,7 +79,7 @@ class ReservationController(Controller):
     @post("/reservations/{reservation_id:str}/release", guards=[allow(ADMIN, VENDOR)],
           status_code=HTTP_200_OK, responses=problem_responses(403, 404, 409))
     async def release(
-        self, request: Request, services: ServicesDep, reservation_id: str
+        self, request: Request, services: ServicesDep, reservation_id: FromPath[str]
     ) -> ReservationOut:
         """Give a live hold back. Repeating a done release answers the same body."""
         principal = principal_of(request)
@@ -89,7 +89,7 @@ class ReservationController(Controller):
     @get("/reservations/{reservation_id:str}", guards=[allow(ADMIN, AUDITOR, VENDOR)],
          responses=problem_responses(403, 404))
     async def get_reservation(
-        self, request: Request, services: ServicesDep, reservation_id: str
+        self, request: Request, services: ServicesDep, reservation_id: FromPath[str]
     ) -> ReservationOut:
         """A reservation with its lines; a hold past its time reads `expired`."""
         view = await self._find(services, reservation_id)
@@ -99,7 +99,7 @@ class ReservationController(Controller):
     @post("/evaluate", guards=[allow(ADMIN, VENDOR, AUDITOR)], status_code=HTTP_200_OK,
           before_request=strict_body(ReserveIn), responses=problem_responses(403, 413, 422))
     async def evaluate(
-        self, request: Request, services: ServicesDep, data: ReserveIn
+        self, request: Request, services: ServicesDep, data: JSONBody[ReserveIn]
     ) -> EvaluateOut:
         """Decide a reservation body against current balances; holds and writes nothing."""
         cmd = _command(principal_of(request).key_id, data, None)
