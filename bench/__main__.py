@@ -91,20 +91,24 @@ def throughput(server: Server, admin: str, vendor: str, seconds: int) -> list[Ro
     run_wrk("warmup", base + "/health", "get.lua", {"BENCH_KEY": admin}, 64, 2)
     ceiling = run_wrk("ceiling", base + "/health", "get.lua", {"BENCH_KEY": admin}, 64,
                       seconds)
-    print("== single-line reservations, 64 clients", flush=True)
-    cpu0 = server.cpu_seconds()
-    reserve = run_wrk("reserve", base, "reserve.lua",
-                      {**common, "BENCH_KEY": vendor, "BENCH_RUN": run}, 64, seconds)
-    server_cpu = (server.cpu_seconds() - cpu0) / reserve.seconds
-    print("== batch reservations, 1,000 per request, 4 clients", flush=True)
-    batch = run_wrk("batch", base, "batch.lua",
-                    {**common, "BENCH_KEY": vendor, "BENCH_RUN": run + "b",
-                     "BENCH_BATCH": "1000"}, 4, seconds)
+    server.wait_idle()
     print("== headroom reads, 64 clients", flush=True)
     headroom = run_wrk(
         "headroom",
         base + "/v1/headroom?country=SG&operator_id=bench-op&consignee_id=bench-c3",
         "get.lua", {"BENCH_KEY": admin}, 64, seconds)
+    server.wait_idle()
+    print("== single-line reservations, 64 clients", flush=True)
+    cpu0 = server.cpu_seconds()
+    reserve = run_wrk("reserve", base, "reserve.lua",
+                      {**common, "BENCH_KEY": vendor, "BENCH_RUN": run}, 64, seconds)
+    server_cpu = (server.cpu_seconds() - cpu0) / reserve.seconds
+    server.wait_idle()
+    print("== batch reservations, 1,000 per request, 4 clients", flush=True)
+    batch = run_wrk("batch", base, "batch.lua",
+                    {**common, "BENCH_KEY": vendor, "BENCH_RUN": run + "b",
+                     "BENCH_BATCH": "1000"}, 4, seconds)
+    server.wait_idle()
     c = ceiling.rate
     return [
         Row("HTTP ceiling (GET /health)", _load_row(ceiling, None), "1.00"),
@@ -149,12 +153,14 @@ def growth(server: Server, url: str, admin: str, vendor: str, big: int) -> list[
     if have < small:
         preload(url, small - have, start=10_000_000)
     print(f"== latency at {_entries(url):,} entries", flush=True)
+    server.wait_idle()
     at_small = _latency_pair(server, admin, vendor, "10k")
     have = _entries(url)
     print(f"== preloading to {big:,} entries", flush=True)
     took = preload(url, max(0, big - have), start=20_000_000)
     print(f"   preload took {took:.0f} s", flush=True)
     print(f"== latency at {_entries(url):,} entries", flush=True)
+    server.wait_idle()
     at_big = _latency_pair(server, admin, vendor, "1M")
     rows = []
     names = ("reservation latency (1 client)", "history page, filtered (1 client)",

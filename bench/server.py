@@ -71,6 +71,16 @@ class Server:
             total += (int(fields[11]) + int(fields[12])) / ticks
         return total
 
+    def wait_idle(self, timeout: float = 120) -> None:
+        """Waits until the server has finished the work wrk left in flight (its CPU
+        use drops near zero), so one scenario never measures the tail of another."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - before < 0.05:
+                return
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
