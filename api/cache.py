@@ -28,6 +28,11 @@ path never looks at it. Why an answer can be trusted when read back:
   bounds any staleness if a process died holding such replays.
 - **Without Redis** the same logic runs on an in-process store: exact for
   one process; several worker processes should share a Redis.
+- **The hot path.** Each process remembers the answers it last stored or
+  served (raw document and its tokens). A repeated query then costs one MGET
+  of the answer and its tokens, awaited on the event loop: it is served only
+  if the stored document and every token are byte-for-byte what was
+  remembered, so it is exactly as current as the full check.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 import redis
+import redis.asyncio as redis_asyncio
 
 from ledger.policy.types import FOOTPRINT, BucketKey
 from ledger.queries import BucketState, HeadroomPlan, LedgerReader
@@ -56,6 +62,7 @@ REDIS_TIMEOUT_S = 0.25
 
 class KeyValue(Protocol):
     def mget(self, keys: Sequence[str]) -> list[str | None]: ...
+    async def amget(self, keys: Sequence[str]) -> list[str | None]: ...
     def set_many(self, items: dict[str, str], ttl_s: int) -> None: ...
     def set_missing(self, items: dict[str, str], ttl_s: int) -> None: ...
 
@@ -76,6 +83,9 @@ class MemoryKeyValue:
                 out.append(item[0] if item is not None and item[1] > now else None)
             return out
 
+    async def amget(self, keys: Sequence[str]) -> list[str | None]:
+        return self.mget(keys)  # a dict lookup: no need to leave the event loop
+
     def set_many(self, items: dict[str, str], ttl_s: int) -> None:
         until = time.monotonic() + ttl_s
         with self._lock:
@@ -95,13 +105,25 @@ class RedisKeyValue:
     """Redis with short timeouts: a slow or dead Redis costs at most a fraction of a second."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.client = redis.Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S,
             decode_responses=True, retry_on_timeout=False,
         )
+        # The asyncio client is made on first use, on the loop that serves requests.
+        self._async: redis_asyncio.Redis | None = None
 
     def mget(self, keys: Sequence[str]) -> list[str | None]:
         return [None if v is None else str(v) for v in self.client.mget(list(keys))] if keys else []
+
+    async def amget(self, keys: Sequence[str]) -> list[str | None]:
+        if self._async is None:
+            self._async = redis_asyncio.Redis.from_url(
+                self.url, socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True,
+            )
+        values = await self._async.mget(list(keys))
+        return [None if v is None else str(v) for v in values]
 
     def set_many(self, items: dict[str, str], ttl_s: int) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -139,6 +161,49 @@ class HeadroomCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        # answer key -> (raw stored document, token keys, token values, the answer,
+        # computed_at, valid_until): what this process last stored or served.
+        self._memo: dict[str, tuple[str, list[str], list[str | None], dict[str, Any],
+                                    datetime, datetime | None]] = {}
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def remembered(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> dict[str, Any] | None:
+        """The answer this process remembers for the query, if one MGET proves it still
+        current; None sends the caller to `headroom` (the full path)."""
+        if time.monotonic() < self._breaker_until or self._pending:
+            return None
+        answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
+        memo = self._memo.get(answer_key)
+        if memo is None:
+            return None
+        raw, token_keys, token_values, answer, computed_at, valid_until = memo
+        if computed_at > at or (valid_until is not None and at >= valid_until):
+            return None
+        try:
+            values = await self.store.amget([answer_key, *token_keys])
+        except (redis.RedisError, OSError) as exc:
+            self._trip(exc)
+            return None
+        if values[0] != raw or values[1:] != token_values:
+            return None
+        self.hits += 1
+        return answer
+
+    def _remember(self, answer_key: str, raw: str, doc: dict[str, Any]) -> None:
+        if len(self._memo) > 10_000:
+            self._memo.clear()
+        token_keys = sorted(doc["tokens"])
+        self._memo[answer_key] = (
+            raw,
+            [self.prefix + k for k in token_keys],
+            [doc["tokens"][k] for k in token_keys],
+            doc["answer"],
+            datetime.fromisoformat(doc["computed_at"]),
+            datetime.fromisoformat(doc["valid_until"]) if doc["valid_until"] else None,
+        )
 
     # -- reads ---------------------------------------------------------------------
 
@@ -184,6 +249,7 @@ class HeadroomCache:
         current = self.store.mget([self.prefix + k for k in keys])
         if any(doc["tokens"][k] != c for k, c in zip(keys, current, strict=True)):
             return None
+        self._remember(answer_key, raw, doc)
         answer: dict[str, Any] = doc["answer"]
         return answer
 
@@ -202,10 +268,13 @@ class HeadroomCache:
             "tokens": tokens,
             "answer": answer,
         }
+        raw = json.dumps(doc)
         try:
-            self.store.set_many({answer_key: json.dumps(doc)}, ANSWER_TTL_S)
+            self.store.set_many({answer_key: raw}, ANSWER_TTL_S)
         except redis.RedisError as exc:
             self._trip(exc)
+            return
+        self._remember(answer_key, raw, doc)
 
     def _tokens(self, keys: Iterable[str]) -> dict[str, str]:
         """Current tokens of `keys`, creating the missing ones (Redis SET NX)."""

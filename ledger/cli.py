@@ -37,6 +37,9 @@ def serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("LEDGER_JOBS_IN_SERVE", "true")
     get_settings.cache_clear()
     open_engine(get_settings()).dispose()  # migrates an empty database before serving
+    # The group-commit writer thread is busy Python; a shorter GIL switch interval
+    # keeps the event loop answering while it works (default 5 ms).
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -28,7 +28,9 @@ async def headroom(
     """
     operator_id = operator_scope(principal_of(request), operator_id)
     at = services.ledger.clock.now()
-    answer = await anyio.to_thread.run_sync(
-        services.headroom.headroom, country, operator_id, consignee_id, at
-    )
+    answer = await services.headroom.remembered(country, operator_id, consignee_id, at)
+    if answer is None:
+        answer = await anyio.to_thread.run_sync(
+            services.headroom.headroom, country, operator_id, consignee_id, at
+        )
     return to_struct({**answer, "at": at}, HeadroomOut)
