@@ -10,7 +10,7 @@ A missing or unknown key is 401; a known key outside its role or scope is 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -27,7 +27,7 @@ ADMIN, VENDOR, OPERATOR, AUDITOR = "admin", "vendor", "operator", "auditor"
 EVERYONE = (ADMIN, VENDOR, OPERATOR, AUDITOR)
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema"]
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -68,7 +68,9 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 def allow(*roles: str) -> Guard:
     """A route guard admitting only keys with one of `roles`."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Async on purpose: Litestar runs a sync guard in a worker thread, a round trip
+    # through the thread pool on every request for what is a set lookup.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = principal_of(connection)
         if principal.role not in roles:
             raise PermissionDeniedException(
