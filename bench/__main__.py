@@ -93,12 +93,15 @@ def throughput(server: Server, admin: str, vendor: str, seconds: int) -> list[Ro
                       seconds)
     server.wait_idle()
     print("== headroom reads, 64 clients", flush=True)
-    headroom = run_wrk(
-        "headroom",
-        base + "/v1/headroom?country=SG&operator_id=bench-op&consignee_id=bench-c3",
-        "get.lua", {"BENCH_KEY": admin}, 64, seconds)
+    query = base + "/v1/headroom?country=SG&operator_id=bench-op&consignee_id=bench-c3"
+    run_wrk("warmup", query, "get.lua", {"BENCH_KEY": admin}, 64, 2)  # pools, first answer
+    server.wait_idle()
+    headroom = run_wrk("headroom", query, "get.lua", {"BENCH_KEY": admin}, 64, seconds)
     server.wait_idle()
     print("== single-line reservations, 64 clients", flush=True)
+    run_wrk("warmup", base, "reserve.lua",
+            {**common, "BENCH_KEY": vendor, "BENCH_RUN": run + "w"}, 64, 2)
+    server.wait_idle()
     cpu0 = server.cpu_seconds()
     reserve = run_wrk("reserve", base, "reserve.lua",
                       {**common, "BENCH_KEY": vendor, "BENCH_RUN": run}, 64, seconds)
