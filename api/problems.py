@@ -22,7 +22,6 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy import exc as sa_exc
 
 from api.schemas import ProblemOut, ViolationOut
 from ledger.errors import (
@@ -36,6 +35,7 @@ from ledger.errors import (
 )
 from ledger.policy import PolicyInputError, UnknownCountryError
 from ledger.policy.types import Violation
+from ledger.service import DB_FAULTS  # unreachable database: 503; other DB errors are 500s
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ HTTP_KINDS: dict[int, tuple[str, str]] = {
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }
-DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError)
 MSGSPEC_PATH = re.compile(r"at `\$\.?([^`]*)`")
 MSGSPEC_MISSING = re.compile(r"missing required field `([^`]*)`")
 

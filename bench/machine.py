@@ -23,10 +23,11 @@ def _mem_gib() -> float:
 
 
 def _version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    try:  # some tools (wrk) print their version and exit non-zero
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError:
         return "unknown"
+    return (out.stdout or out.stderr).strip() or "unknown"
 
 
 def describe() -> str:
