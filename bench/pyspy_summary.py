@@ -12,8 +12,10 @@ IDLE = ("Condition.wait", "Queue.get", "EpollSelector.select", "_worker (")
 def summarise(path: str, top: int = 30) -> str:
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in open(path):
-        stack, _, count = line.rstrip("\n").rpartition(" ")
+    with open(path) as raw:
+        lines = raw.read().splitlines()
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         if any(frames[-1].startswith(i) for i in IDLE):
             continue
