@@ -125,6 +125,10 @@ class ReserveIn(Strict):
     hold_seconds: HoldSeconds = DEFAULT_HOLD_SECONDS
 
 
+class ReverseIn(Strict):
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+
 class LineOut(Struct):
     line: int
     path: str

@@ -26,6 +26,7 @@ from ledger.views import (
     ReservationView,
     ReserveCommand,
     ReserveOutcome,
+    ReverseCommand,
 )
 
 
@@ -53,6 +54,10 @@ class LedgerWrites:
 
     async def release(self, reservation_id: str, actor: str) -> ReservationView:
         return _expect(await self._run(ReleaseCommand(actor, reservation_id)), ReservationView)
+
+    async def reverse(self, reservation_id: str, actor: str, reason: str) -> ReservationView:
+        return _expect(await self._run(ReverseCommand(actor, reservation_id, reason)),
+                       ReservationView)
 
     async def put_operator(self, data: OperatorInput) -> None:
         await anyio.to_thread.run_sync(self.ledger.put_operator, data)

@@ -18,6 +18,7 @@ from api.schemas import (
     EvaluateOut,
     ReservationOut,
     ReserveIn,
+    ReverseIn,
     ViolationOut,
     to_struct,
 )
@@ -85,6 +86,20 @@ class ReservationController(Controller):
         principal = principal_of(request)
         require_owner(principal, (await self._find(services, reservation_id)).owner)
         return _out(await services.writes.release(reservation_id, principal.key_id))
+
+    @post("/reservations/{reservation_id:str}/reverse", guards=[allow(ADMIN)],
+          status_code=HTTP_200_OK, before_request=strict_body(ReverseIn),
+          responses=problem_responses(403, 404, 409, 422))
+    async def reverse(
+        self, request: Request, services: ServicesDep, reservation_id: FromPath[str],
+        data: JSONBody[ReverseIn],
+    ) -> ReservationOut:
+        """Correct a committed reservation: `reversal` entries give its TPP back to every
+        bucket it drew on (nothing is edited). Admins only; repeating it answers the same
+        body and writes nothing more. 409 unless the reservation is committed."""
+        await self._find(services, reservation_id)
+        actor = principal_of(request).key_id
+        return _out(await services.writes.reverse(reservation_id, actor, data.reason))
 
     @get("/reservations/{reservation_id:str}", guards=[allow(ADMIN, AUDITOR, VENDOR)],
          responses=problem_responses(403, 404))
