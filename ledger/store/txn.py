@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ledger.chain import ENCODING_VERSION, entry_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
-from ledger.store.bulk import bulk_insert
+from ledger.store.bulk import Update, write_all
 from ledger.store.models import (
     ActiveHold,
     Bucket,
@@ -261,41 +261,39 @@ class WriteTxn:
 
     def flush(self) -> None:
         """Writes everything this transaction decided, in bulk; call once, before commit."""
-        session = self.session
-        if self._released_holds:
-            session.execute(
-                sa.delete(ACTIVE_HOLD).where(ACTIVE_HOLD.c.reservation_id.in_(self._released_holds))
-            )
-        for table in INSERT_ORDER:
-            bulk_insert(session, table, self._rows.get(table, ()))
-        for columns in {tuple(sorted(u)) for u in self._status_updates}:
-            batch = [u for u in self._status_updates if tuple(sorted(u)) == columns]
-            session.execute(
-                sa.update(RESERVATION)
-                .where(RESERVATION.c.id == sa.bindparam("rid"))
-                .values({c: sa.bindparam(c) for c in columns if c != "rid"}),
-                batch,
-                execution_options={"synchronize_session": False},
-            )
-        deltas = [
-            {"bid": i, "dc": dc, "dh": dh}
-            for i, (dc, dh) in sorted(self._deltas.items())
-            if (dc, dh) != (0, 0)
-        ]
-        if deltas:
-            session.execute(
-                sa.update(BUCKET)
-                .where(BUCKET.c.id == sa.bindparam("bid"))
-                .values(
-                    committed=BUCKET.c.committed + sa.bindparam("dc"),
-                    held=BUCKET.c.held + sa.bindparam("dh"),
-                ),
-                deltas,
-                execution_options={"synchronize_session": False},
-            )
+        deletes = [(ACTIVE_HOLD, "reservation_id", self._released_holds)] \
+            if self._released_holds else []
+        inserts = [(table, self._rows.get(table, [])) for table in INSERT_ORDER]
+        updates = [self._status_update(columns)
+                   for columns in sorted({tuple(sorted(u)) for u in self._status_updates})]
+        updates.append(Update(
+            'UPDATE bucket SET committed = committed + %s, held = held + %s WHERE id = %s',
+            sa.update(BUCKET).where(BUCKET.c.id == sa.bindparam("bid")).values(
+                committed=BUCKET.c.committed + sa.bindparam("dc"),
+                held=BUCKET.c.held + sa.bindparam("dh")),
+            [(dc, dh, i) for i, (dc, dh) in sorted(self._deltas.items()) if (dc, dh) != (0, 0)],
+            ("dc", "dh", "bid"),
+        ))
         if self.head_seq != self._start_seq:
-            session.execute(
-                sa.update(CHAIN_HEAD)
-                .where(CHAIN_HEAD.c.id == 1)
-                .values(seq=self.head_seq, hash=self.head_hash)
-            )
+            updates.append(Update(
+                "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1",
+                sa.update(CHAIN_HEAD).where(CHAIN_HEAD.c.id == 1).values(
+                    seq=sa.bindparam("s"), hash=sa.bindparam("h")),
+                [(self.head_seq, self.head_hash)],
+                ("s", "h"),
+            ))
+        write_all(self.session, deletes, inserts, updates)
+
+    def _status_update(self, columns: tuple[str, ...]) -> Update:
+        names = tuple(c for c in columns if c != "rid")
+        rows = [(*(u[c] for c in names), u["rid"]) for u in self._status_updates
+                if tuple(sorted(u)) == columns]
+        sets = ", ".join(f"{c} = %s" for c in names)
+        return Update(
+            f"UPDATE reservation SET {sets} WHERE id = %s",  # noqa: S608 (metadata names)
+            sa.update(RESERVATION).where(RESERVATION.c.id == sa.bindparam("rid")).values(
+                {c: sa.bindparam(c, type_=RESERVATION.c[c].type) for c in names}),
+            rows,
+            (*names, "rid"),
+        )
+

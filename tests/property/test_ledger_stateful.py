@@ -30,6 +30,7 @@ from ledger.errors import Conflict
 from ledger.policy.ruleset import load_rule_set
 from ledger.service import Ledger
 from ledger.store.engine import create_ledger_engine
+from ledger.store.models import UTCDateTime
 from tests.conftest import POSTGRES_URL, START, _admin_engine
 from tests.factories import consignee, license_, line, operator, reserve
 
@@ -159,12 +160,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def _expired_held_by_bucket(self, now: datetime) -> dict[tuple[str, str, str], int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
+                # `now` bound with the column's own type, so SQLite compares the same
+                # text format it stores (the driver's default adapter drops ".000000").
                 sa.text(
                     "SELECT b.kind, b.key, b.period, SUM(a.tpp) FROM active_hold a "
                     "JOIN bucket b ON b.id = a.bucket_id WHERE a.expires_at <= :now "
                     "GROUP BY b.kind, b.key, b.period"
-                ),
-                {"now": now.replace(tzinfo=None)},
+                ).bindparams(sa.bindparam("now", type_=UTCDateTime())),
+                {"now": now},
             ).all()
         return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
