@@ -256,7 +256,7 @@ class Ledger:
                 Session(self.write_engine, expire_on_commit=False) as session,
                 session.begin(),
             ):
-                txn = WriteTxn(session, self.clock.now(), actor)
+                txn = WriteTxn(session, self.clock.now, actor)
                 result = work(txn)
                 txn.flush()
         except DB_FAULTS as exc:

@@ -17,7 +17,7 @@ before commit. Nothing is acknowledged before that commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,16 +123,28 @@ class BucketState:
 class WriteTxn:
     """State of one write transaction; created by the service, never shared."""
 
-    def __init__(self, session: Session, now: datetime, actor: str) -> None:
+    def __init__(self, session: Session, clock: Callable[[], datetime], actor: str) -> None:
         self.session = session
-        self.now = now
         self.actor = actor
         self.dialect = session.get_bind().dialect.name
+        last_recorded = (
+            sa.select(ENTRY.c.recorded_at).where(ENTRY.c.seq == CHAIN_HEAD.c.seq)
+            .scalar_subquery()
+        )
         head = session.execute(
-            sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash)
+            sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash, last_recorded)
             .where(CHAIN_HEAD.c.id == 1)
-            .with_for_update()
+            .with_for_update(of=CHAIN_HEAD)
         ).one()
+        # "Now" is read only once the write lock is held, and never before the last
+        # recorded entry: transactions are ordered by the lock, so their instants must
+        # be too. (Read before the lock, a writer that waited could commit a hold that
+        # expired while it waited, after another writer had reused its quota; and
+        # replicas with skewed clocks could record time going backwards.)
+        now = clock()
+        if head[2] is not None:
+            now = max(now, head[2])
+        self.now = now
         self.head_seq: int = head.seq
         self.head_hash: str = head.hash
         self._start_seq = head.seq

@@ -238,3 +238,41 @@ def test_on_commit_listeners_see_changed_buckets_only_after_commit(books: Ledger
     assert len(seen) == 1
     books.commit(res.id, "v")
     assert len(seen) == 2
+
+
+def test_now_is_read_after_the_write_lock(books: Ledger, clock) -> None:  # type: ignore[no-untyped-def]
+    """A commit that waited for the lock across its hold's expiry is refused: the instant
+    that decides is the one at which the transaction holds the lock."""
+    import threading
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from ledger.store.engine import writer
+
+    res = reserve(books, line("SG", "sg-lab", quantity=1), hold_seconds=60).reservation
+    assert res is not None
+    outcome: dict[str, object] = {}
+    with Session(writer(books.engine)) as blocker, blocker.begin():
+        blocker.execute(sa.text("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
+                        if books.engine.dialect.name == "postgresql"
+                        else sa.text("UPDATE chain_head SET seq = seq WHERE id = 1"))
+
+        def commit() -> None:
+            try:
+                outcome["view"] = books.commit(res.id, "vendor1")
+            except Conflict as err:
+                outcome["error"] = err.code
+
+        waiter = threading.Thread(target=commit)
+        waiter.start()
+        time.sleep(0.5)  # the commit is now waiting for the lock
+        clock.advance(61)  # ... while its hold expires
+    waiter.join(10)
+    assert outcome == {"error": "expired"}
+    # Time recorded in the chain never goes backwards, even if a clock does.
+    clock.advance(-3600)
+    reserve(books, line("SG", "sg-lab", quantity=1))
+    with books.engine.connect() as conn:
+        times = [r[0] for r in conn.execute(sa.text("SELECT recorded_at FROM entry ORDER BY seq"))]
+    assert times == sorted(times)
