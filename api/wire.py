@@ -63,8 +63,29 @@ def strict_body(
             raise InvalidInput(message, field=field_of_message(message) or "body") from exc
         except msgspec.DecodeError as exc:
             raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+        if b"\\u0000" in raw or b"\x00" in raw:
+            field = _nul_field(msgspec.json.decode(raw))
+            if field is not None:
+                raise InvalidInput("text may not contain NUL characters", field=field)
 
     return check
+
+
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """Where a decoded body holds a NUL character (databases refuse them in text)."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_field(key, path) or _nul_field(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_field(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def utc_time(value: datetime | None, name: str) -> datetime | None:

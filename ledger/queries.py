@@ -125,7 +125,7 @@ def decode_cursor(cursor: str) -> int:
         after = json.loads(raw)["after"]
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidInput("cursor is not one this service issued", field="cursor") from exc
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
         raise InvalidInput("cursor is not one this service issued", field="cursor")
     return after
 

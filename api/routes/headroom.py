@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import anyio.to_thread
 from litestar import Request, get
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromQuery
 
-from api.auth import EVERYONE, allow, operator_scope, principal_of
+from api.auth import EVERYONE, OPERATOR, allow, operator_scope, principal_of
 from api.schemas import HeadroomOut, to_struct
-from api.services import ServicesDep
+from api.services import Services, ServicesDep
 from api.wire import problem_responses
+from ledger.errors import NotFound
+from ledger.store.models import Consignee
 
 
 @get("/v1/headroom", guards=[allow(*EVERYONE)], tags=["headroom"],
@@ -26,7 +29,14 @@ async def headroom(
     Served from the headroom cache when it is provably current (see api.cache),
     else from the database; an operator key is held to its own operator.
     """
-    operator_id = operator_scope(principal_of(request), operator_id)
+    principal = principal_of(request)
+    operator_id = operator_scope(principal, operator_id)
+    if principal.role == OPERATOR and consignee_id is not None:
+        # An LPP bucket belongs to the consignee: an operator key reads its own only.
+        owner = await anyio.to_thread.run_sync(_consignee_operator, services, consignee_id)
+        if owner != principal.operator_id:
+            raise PermissionDeniedException(
+                f"this key reads consignees of operator {principal.operator_id!r} only")
     at = services.ledger.clock.now()
     answer = await services.headroom.remembered(country, operator_id, consignee_id, at)
     if answer is None:
@@ -34,3 +44,11 @@ async def headroom(
             services.headroom.headroom, country, operator_id, consignee_id, at
         )
     return to_struct({**answer, "at": at}, HeadroomOut)
+
+
+def _consignee_operator(services: Services, consignee_id: str) -> str | None:
+    try:
+        row = services.ledger.get_reference(Consignee, consignee_id)
+    except NotFound:
+        return None
+    return row["operator_id"]

@@ -83,7 +83,7 @@ def test_operator_key_sees_only_its_operator(world: Api) -> None:
     api.reserve([line("AE", "ae-1")], key="a")
     api.reserve([line("AE", "ae-2", operator_id="op2")], key="b")
     for path in ("/v1/headroom?country=AE&operator_id=op2", "/v1/entries?operator_id=op2",
-                 "/v1/balances?operator_id=op2"):
+                 "/v1/balances?operator_id=op2", "/v1/headroom?country=AE&consignee_id=ae-2"):
         assert api.get(path, role="operator").status_code == 403
         assert api.get(path, role="operator2").status_code == 200
     own = api.get("/v1/entries", role="operator").json()["items"]
@@ -91,3 +91,6 @@ def test_operator_key_sees_only_its_operator(world: Api) -> None:
     assert {e["operator_id"] for e in api.get("/v1/entries", role="auditor").json()["items"]} \
         == {"op1", "op2"}
     assert api.get("/v1/entries?operator_id=op1", role="operator").status_code == 200
+    assert api.get("/v1/headroom?country=AE&consignee_id=ae-1", role="operator").status_code == 200
+    assert api.get("/v1/headroom?country=AE&consignee_id=nobody", role="operator").status_code \
+        == 403
