@@ -38,6 +38,25 @@ def namespace(database_url: str) -> str:
     return hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
+def invalidate_all(settings: Any) -> bool:
+    """Replaces the `ref` token every cached answer depends on (no-op without Redis).
+
+    For writes made outside the API processes' `Ledger.on_commit` (e.g. a
+    projection repair by `ledger jobs`): every answer is recomputed on its next read.
+    """
+    if not settings.redis_url:
+        return False
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
+    try:
+        prefix = f"tpp:{namespace(settings.database_url)}:"
+        client.set(prefix + "ref", uuid.uuid4().hex, ex=TOKEN_TTL_S)
+    finally:
+        client.close()
+    return True
+
+
 def _served(client: Any, prefix: str, doc: dict[str, Any], now: datetime) -> bool:
     """Whether api/cache.py would serve this answer at `now` (its exact rules)."""
     if datetime.fromisoformat(doc["computed_at"]) > now:

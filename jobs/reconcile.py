@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from jobs.cache_rebuild import invalidate_all
 from jobs.context import JobContext, JobResult
 from jobs.records import record_finding
 from ledger.audit import ENTRY_EFFECT
@@ -95,6 +96,9 @@ def reconcile(ctx: JobContext) -> JobResult:
     if repair and drifted:
         repairs = ctx.ledger.repair_projection(drifted, as_of_seq=head)
         repaired = len(repairs)
+        if repaired:
+            # Cached headroom answers may show the drifted numbers: drop them all.
+            invalidate_all(ctx.settings)
         with Session(ctx.engine) as session, session.begin():
             for fix in repairs:
                 record_finding(

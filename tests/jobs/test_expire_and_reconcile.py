@@ -109,3 +109,27 @@ def test_repair_is_exact_when_writes_happen_after_the_snapshot(ledger: Ledger) -
     key = ("lpp", "consignee:sg-lab", "2025")
     ledger.repair_projection({key: truth[key]}, as_of_seq=head)
     assert projected_balances(ledger.engine)[key] == balances_from_entries(ledger.engine)[key]
+
+
+def test_repair_invalidates_the_shared_headroom_cache(
+    ledger: Ledger, make_ctx, make_settings, redis_url: str
+) -> None:
+    import redis
+
+    from jobs.cache_rebuild import namespace
+
+    settings = make_settings(redis_url=redis_url)
+    ref_key = f"tpp:{namespace(settings.database_url)}:ref"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.set(ref_key, "before")
+    operator(ledger, "op1", hq="SG")
+    consignee(ledger, "sg-lab", "SG")
+    reserve(ledger, line("SG", "sg-lab", quantity=1))
+    assert reconcile(make_ctx(repair=True, settings=settings)).figures["repaired"] == 0
+    assert client.get(ref_key) == "before"  # nothing repaired: cache untouched
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE bucket SET held = held + 7 WHERE kind = 'lpp'"))
+    assert reconcile(make_ctx(repair=True, settings=settings)).figures["repaired"] == 1
+    assert client.get(ref_key) not in (None, "before")  # every cached answer dropped
+    client.delete(ref_key)
+    client.close()
