@@ -360,3 +360,24 @@ def guard_caps(decision: Decision, balances: dict[BucketKey, Balance]) -> None:
                         f"decision would put {draw.bucket.kind}:{draw.bucket.key} "
                         f"over its cap ({used} + {taken[draw.bucket]} > {draw.cap})"
                     )
+
+
+def lpp_received_this_year(session: Session, consignee_id: str, now: datetime) -> int:
+    """TPP `consignee_id` received on the LPP path in `now`'s calendar year (UTC):
+    committed and not reversed, or held and not yet past its time."""
+    year_start = datetime(now.year, 1, 1, tzinfo=now.tzinfo)
+    line, res = RES_LINE, RESERVATION
+    total = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(line.c.tpp), 0))
+        .select_from(line.join(res, res.c.id == line.c.reservation_id))
+        .where(
+            line.c.consignee_id == consignee_id,
+            line.c.path == "lpp",
+            res.c.created_at >= year_start,
+            sa.or_(
+                sa.and_(res.c.status == "committed", res.c.reversed_at.is_(None)),
+                sa.and_(res.c.status == "held", res.c.expires_at > now),
+            ),
+        )
+    ).scalar_one()
+    return int(total)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -23,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from ledger.audit import ENTRY_EFFECT
 from ledger.clock import Clock, SystemClock
-from ledger.errors import LedgerError, NotFound, Unavailable
-from ledger.operations import Batch, Result, load_reservations
+from ledger.errors import Conflict, LedgerError, NotFound, Unavailable
+from ledger.operations import Batch, Result, load_reservations, lpp_received_this_year
 from ledger.policy import engine as policy
 from ledger.policy.ruleset import RuleSet
 from ledger.policy.types import BucketKey, Decision, LineRequest
@@ -39,6 +40,7 @@ from ledger.store.engine import writer
 from ledger.store.models import Consignee, License, Operator
 from ledger.store.txn import (
     BUCKET,
+    CHAIN_HEAD,
     ENTRY,
     RESERVATION,
     WriteTxn,
@@ -217,17 +219,46 @@ class Ledger:
         self._put(Operator, values)
 
     def put_consignee(self, data: ConsigneeInput) -> None:
+        """Create or replace a consignee. Its group may not change while it has received
+        TPP on the LPP path this calendar year: LPP use is counted in the bucket of the
+        group it had when it received it, so moving it would silently drop that use
+        from the count of its new group (or give it a fresh cap of its own)."""
         data.validate()
-        self._put(Consignee, asdict(data))
+
+        def guard(session: Session, now: datetime) -> None:
+            session.execute(  # serialize with ledger writes: no hold slips in meanwhile
+                sa.select(CHAIN_HEAD.c.seq).where(CHAIN_HEAD.c.id == 1).with_for_update()
+            )
+            row = session.get(Consignee, data.id)
+            if row is None or row.group_id == data.group_id:
+                return
+            received = lpp_received_this_year(session, data.id, now)
+            if received:
+                raise Conflict(
+                    "group_change_with_lpp_use",
+                    f"consignee {data.id!r} received {received:,} TPP on the LPP path in "
+                    f"{now.year}; its group cannot change before the year ends "
+                    "(that use would drop out of its group's count)",
+                )
+
+        self._put(Consignee, asdict(data), guard)
 
     def put_license(self, data: LicenseInput) -> None:
         data.validate()
         self._put(License, asdict(data))
 
-    def _put(self, model: type[Any], values: dict[str, Any]) -> None:
+    def _put(
+        self,
+        model: type[Any],
+        values: dict[str, Any],
+        guard: Callable[[Session, datetime], None] | None = None,
+    ) -> None:
         try:
             with Session(self.write_engine) as session, session.begin():
-                upsert(session, model, values, self.clock.now())
+                now = self.clock.now()
+                if guard is not None:
+                    guard(session, now)
+                upsert(session, model, values, now)
         except DB_FAULTS as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 

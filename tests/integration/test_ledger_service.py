@@ -276,3 +276,22 @@ def test_now_is_read_after_the_write_lock(books: Ledger, clock) -> None:  # type
     with books.engine.connect() as conn:
         times = [r[0] for r in conn.execute(sa.text("SELECT recorded_at FROM entry ORDER BY seq"))]
     assert times == sorted(times)
+
+
+def test_group_cannot_change_while_lpp_use_counts_this_year(books: Ledger, clock) -> None:  # type: ignore[no-untyped-def]
+    """Regrouping after the fact must not reset LPP use (review finding: a consignee
+    grouped after drawing the full LPP let its group draw it all again)."""
+    consignee(books, "a1", "SG", group=None)
+    consignee(books, "a2", "SG", group=None)
+    res = reserve(books, line("SG", "a1", quantity=1699)).reservation
+    assert res is not None
+    books.commit(res.id, "v")
+    with pytest.raises(Conflict) as err:
+        consignee(books, "a1", "SG", group="g")
+    assert err.value.code == "group_change_with_lpp_use" and "26,898,568" in err.value.detail
+    consignee(books, "a2", "SG", group="g")  # no LPP use this year: free to move
+    consignee(books, "a1", "SG", group=None)  # unchanged group: a plain PUT
+    # A new calendar year starts afresh: the group can change then.
+    clock.set(clock.now().replace(year=clock.now().year + 1, month=1, day=1))
+    consignee(books, "a1", "SG", group="g")
+    assert not reserve(books, line("SG", "a2", quantity=1700)).held  # the group shares one cap
