@@ -47,7 +47,15 @@ from ledger.policy.types import (
     OperatorInfo,
 )
 from ledger.reference import check_id, consignee_info, operator_info
-from ledger.store.models import Consignee, License, Operator, Reservation, UTCDateTime
+from ledger.store.models import (
+    Consignee,
+    License,
+    LineDraw,
+    Operator,
+    Reservation,
+    ReservationLine,
+    UTCDateTime,
+)
 from ledger.store.txn import ACTIVE_HOLD, BUCKET, ENTRY, bucket_key_of, needed_buckets
 
 ENTRY_KINDS = ("hold", "commit", "release", "expire", "reversal")
@@ -63,6 +71,8 @@ ENTRY_EFFECT = {
 RESERVATION = Reservation.__table__  # type: ignore[attr-defined]
 LICENSE_T = License.__table__  # type: ignore[attr-defined]
 CONSIGNEE_T = Consignee.__table__  # type: ignore[attr-defined]
+LINE_DRAW_T = LineDraw.__table__  # type: ignore[attr-defined]
+RES_LINE_T = ReservationLine.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -432,13 +442,23 @@ class LedgerReader:
 
 
 def _lpp_members(session: Session, lpp_keys: Sequence[str]) -> list[str]:
-    """Consignee ids that can draw on these LPP buckets ("consignee:<id>" / "group:<id>")."""
+    """Consignee ids that drew on these LPP buckets ("consignee:<id>" / "group:<id>").
+
+    For a group, the members are read from the draws themselves (line_draw, by
+    bucket id), not from today's membership: a consignee that has left the group
+    still counts in the group's past use.
+    """
     direct = [k.split(":", 1)[1] for k in lpp_keys if k.startswith("consignee:")]
-    groups = [k.split(":", 1)[1] for k in lpp_keys if k.startswith("group:")]
+    groups = [k for k in lpp_keys if k.startswith("group:")]
     members = list(direct)
     if groups:
+        bucket_ids = sa.select(BUCKET.c.id).where(BUCKET.c.kind == LPP, BUCKET.c.key.in_(groups))
         members += session.execute(
-            sa.select(CONSIGNEE_T.c.id).where(CONSIGNEE_T.c.group_id.in_(groups))
+            sa.select(RES_LINE_T.c.consignee_id).distinct()
+            .select_from(LINE_DRAW_T.join(RES_LINE_T, sa.and_(
+                RES_LINE_T.c.reservation_id == LINE_DRAW_T.c.reservation_id,
+                RES_LINE_T.c.line_no == LINE_DRAW_T.c.line_no)))
+            .where(LINE_DRAW_T.c.bucket_id.in_(bucket_ids))
         ).scalars().all()
     return members
 

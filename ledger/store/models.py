@@ -121,6 +121,7 @@ class Reservation(SQLModel, table=True):
 
 class ReservationLine(SQLModel, table=True):
     __tablename__ = "reservation_line"
+    __table_args__ = (sa.Index("ix_reservation_line_consignee", "consignee_id"),)
 
     reservation_id: str = Field(primary_key=True, max_length=40)
     line_no: int = Field(primary_key=True)
@@ -138,6 +139,7 @@ class LineDraw(SQLModel, table=True):
     """Which buckets one line drew on, and how much: fixed at decision time."""
 
     __tablename__ = "line_draw"
+    __table_args__ = (sa.Index("ix_line_draw_bucket", "bucket_id"),)
 
     reservation_id: str = Field(primary_key=True, max_length=40)
     line_no: int = Field(primary_key=True)

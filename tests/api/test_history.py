@@ -107,3 +107,19 @@ def test_audit_verify(api: Api) -> None:
     assert report["ok"] is True and report["entries"] == 2
     entries = api.get("/v1/entries", role="auditor").json()["items"]
     assert report["head"] == entries[-1]["hash"]
+
+
+def test_balances_as_of_count_a_group_member_that_left_later(api: Api) -> None:
+    """A group's past LPP use includes members who have left since (review finding)."""
+    seed_operator(api, "op1", hq="TH")
+    seed_consignee(api, "a1", "TH", group_id="g")
+    seed_consignee(api, "a2", "TH", group_id="g")
+    for key, who, n in (("k1", "a2", 1000), ("k2", "a1", 10)):
+        rid = api.reserve([line("TH", who, quantity=n)], key=key).json()["id"]
+        assert api.post(f"/v1/reservations/{rid}/commit", role="vendor").status_code == 200
+    during = api.clock.now().isoformat().replace("+00:00", "Z")
+    api.clock.set(api.clock.now().replace(year=api.clock.now().year + 1, month=1, day=1))
+    seed_consignee(api, "a2", "TH", group_id=None)  # leaves the group the next year
+    body = api.get(f"/v1/balances?as_of={during}&consignee_id=a1", role="auditor").json()
+    group = [b for b in body["buckets"] if b["key"] == "group:g"]
+    assert len(group) == 1 and group[0]["committed"] == 1010 * H100, body
