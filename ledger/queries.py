@@ -173,6 +173,11 @@ class LedgerReader:
     """Read-only queries over one engine; each method opens its own short session."""
 
     def __init__(self, engine: sa.Engine, rule_set: RuleSet) -> None:
+        # Each answer reads several statements (buckets, then the holds past their
+        # time): on PostgreSQL they must see one snapshot, or a commit between them
+        # could mix two states. (SQLite read transactions are snapshots already.)
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
         self.engine = engine
         self.rule_set = rule_set
 

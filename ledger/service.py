@@ -79,6 +79,12 @@ class Ledger:
     def __init__(self, engine: sa.Engine, rule_set: RuleSet, clock: Clock | None = None) -> None:
         self.engine = engine
         self.write_engine = writer(engine)
+        # Dry runs read several statements that must see one snapshot (SQLite read
+        # transactions are snapshots already).
+        self.snapshot_engine = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql" else engine
+        )
         self.rule_set = rule_set
         self.clock = clock or SystemClock()
         self._listeners: list[Callable[[set[BucketKey]], None]] = []
@@ -196,7 +202,7 @@ class Ledger:
     def decide(self, cmd: ReserveCommand) -> tuple[list[LineRequest], Decision]:
         """A dry run: decides the request against current balances; writes nothing."""
         now = self.clock.now()
-        with Session(self.engine) as session:
+        with Session(self.snapshot_engine) as session:
             lines = LineResolver(session, self.rule_set.chip_tpp).resolve(cmd.lines)
             needs = policy.needs(self.rule_set, lines, now)
             query = needed_buckets(needs.buckets, needs.footprint_of)
