@@ -150,11 +150,25 @@ def _entries(url: str) -> int:
     return n
 
 
+def settle(url: str) -> None:
+    """After a bulk load, let PostgreSQL finish its own upkeep (statistics, dirty
+    pages) so both sizes are measured in the same steady state, not in the
+    aftermath of the load."""
+    from ledger.store.engine import create_ledger_engine
+
+    engine = create_ledger_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+        conn.exec_driver_sql("CHECKPOINT")
+    engine.dispose()
+
+
 def growth(server: Server, url: str, admin: str, vendor: str, big: int) -> list[Row]:
     have = _entries(url)
     small = 10_000
     if have < small:
         preload(url, small - have, start=10_000_000)
+    settle(url)
     print(f"== latency at {_entries(url):,} entries", flush=True)
     server.wait_idle()
     at_small = _latency_pair(server, admin, vendor, "10k")
@@ -162,6 +176,7 @@ def growth(server: Server, url: str, admin: str, vendor: str, big: int) -> list[
     print(f"== preloading to {big:,} entries", flush=True)
     took = preload(url, max(0, big - have), start=20_000_000)
     print(f"   preload took {took:.0f} s", flush=True)
+    settle(url)
     print(f"== latency at {_entries(url):,} entries", flush=True)
     server.wait_idle()
     at_big = _latency_pair(server, admin, vendor, "1M")
