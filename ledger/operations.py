@@ -230,15 +230,12 @@ class Batch:
             lines, needs = planned
         balances = txn.lock_buckets(needs.buckets, needs.footprint_of)
         decision = policy.evaluate(self.rule_set, lines, now, balances)
-        decided = tuple({"line": d.line, "path": d.path, "tpp": d.tpp} for d in decision.lines)
         if decision.allowed:
             guard_caps(decision, balances)
             view = self._hold(cmd, lines, decision, now + timedelta(seconds=hold))
-            outcome = ReserveOutcome(reservation=view, decided_lines=decided)
+            outcome = ReserveOutcome(reservation=view)
         else:
-            outcome = ReserveOutcome(
-                reservation=None, violations=decision.violations, decided_lines=decided
-            )
+            outcome = ReserveOutcome(reservation=None, violations=decision.violations)
         if key is not None:
             record = {"actor": cmd.actor, "key": key, "request_hash": request_hash,
                       "outcome": outcome.to_dict(), "created_at": now}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -141,7 +141,6 @@ class ReserveOutcome:
     reservation: ReservationView | None
     violations: tuple[Violation, ...] = ()
     replayed: bool = False
-    decided_lines: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def held(self) -> bool:
@@ -151,7 +150,6 @@ class ReserveOutcome:
         return {
             "reservation": self.reservation.to_dict() if self.reservation else None,
             "violations": [v.__dict__.copy() for v in self.violations],
-            "decided_lines": list(self.decided_lines),
         }
 
     @classmethod
@@ -161,5 +159,4 @@ class ReserveOutcome:
             reservation=ReservationView.from_dict(res) if res else None,
             violations=tuple(Violation(**v) for v in doc["violations"]),
             replayed=replayed,
-            decided_lines=tuple(doc.get("decided_lines", ())),
         )
