@@ -21,18 +21,33 @@ path never looks at it. Why an answer can be trusted when read back:
   cannot change without a commit.
 - **The date.** Years, quarters, tiers and licence validity change with the
   UTC date, so the date is part of the answer's key.
-- **Redis down.** Every Redis call has short timeouts; a failure opens a
-  breaker for a few seconds, during which reads go straight to the database.
-  Token replacements that could not be sent are kept and replayed first when
-  Redis answers again; answers also expire after `ANSWER_TTL_S`, which
-  bounds any staleness if a process died holding such replays.
+- **Redis down: a bounded age.** Every Redis call has short timeouts; a
+  failure opens a breaker for a few seconds, during which this process reads
+  the database and keeps the token replacements it could not send
+  (`_pending`). They are replayed before it uses the cache again, and until
+  they have reached Redis it serves nothing from the cache (neither path).
+  But another process cannot see them: a process that cannot reach Redis
+  (paused, killed, restarted from a snapshot, cut off from it alone) or dies
+  before replaying leaves others holding answers whose tokens are still
+  current. So every answer also carries `fresh_until`: the wall time
+  (`time.time()`) taken BEFORE its tokens and its database read, plus
+  ANSWER_TTL_S. Both paths compare it with the serving process's wall clock,
+  and Redis drops the answer at the same moment (PX, the remaining time).
+  An answer that misses a commit read the database before that commit, so
+  after that commit was acknowledged it is served for less than ANSWER_TTL_S:
+  that is the staleness bound after any Redis fault, whichever process wrote
+  and even if it died (plus any clock difference between the hosts of the
+  API processes; none on one host). Under normal operation the tokens keep
+  every answer exact; the age only costs a recomputation per query every
+  ANSWER_TTL_S at most.
 - **Without Redis** the same logic runs on an in-process store: exact for
   one process; several worker processes should share a Redis.
 - **The hot path.** Each process remembers the answers it last stored or
   served (raw document and its tokens). A repeated query then costs one MGET
   of the answer and its tokens, awaited on the event loop: it is served only
   if the stored document and every token are byte-for-byte what was
-  remembered, so it is exactly as current as the full check.
+  remembered, and before its `fresh_until`, so it is exactly as current as
+  the full check.
 """
 
 from __future__ import annotations
@@ -54,8 +69,9 @@ from ledger.queries import BucketState, HeadroomPlan, LedgerReader
 
 log = logging.getLogger(__name__)
 
-ANSWER_TTL_S = 60
+ANSWER_TTL_S = 1.5  # the staleness bound after a Redis fault (see above)
 TOKEN_TTL_S = 7 * 86400
+MIN_STORE_S = 0.05  # an answer with less life left than this is not stored
 BREAKER_OPEN_S = 3.0
 REDIS_TIMEOUT_S = 0.25
 
@@ -63,7 +79,7 @@ REDIS_TIMEOUT_S = 0.25
 class KeyValue(Protocol):
     def mget(self, keys: Sequence[str]) -> list[str | None]: ...
     async def amget(self, keys: Sequence[str]) -> list[str | None]: ...
-    def set_many(self, items: dict[str, str], ttl_s: int) -> None: ...
+    def set_many(self, items: dict[str, str], ttl_s: float) -> None: ...
     def set_missing(self, items: dict[str, str], ttl_s: int) -> None: ...
 
 
@@ -86,7 +102,7 @@ class MemoryKeyValue:
     async def amget(self, keys: Sequence[str]) -> list[str | None]:
         return self.mget(keys)  # a dict lookup: no need to leave the event loop
 
-    def set_many(self, items: dict[str, str], ttl_s: int) -> None:
+    def set_many(self, items: dict[str, str], ttl_s: float) -> None:
         until = time.monotonic() + ttl_s
         with self._lock:
             if len(self._data) > 100_000:  # bound memory: drop what has expired
@@ -125,10 +141,10 @@ class RedisKeyValue:
         values = await self._async.mget(list(keys))
         return [None if v is None else str(v) for v in values]
 
-    def set_many(self, items: dict[str, str], ttl_s: int) -> None:
+    def set_many(self, items: dict[str, str], ttl_s: float) -> None:
         pipe = self.client.pipeline(transaction=False)
         for key, value in items.items():
-            pipe.set(key, value, ex=ttl_s)
+            pipe.set(key, value, px=max(1, int(ttl_s * 1000)))
         pipe.execute()
 
     def set_missing(self, items: dict[str, str], ttl_s: int) -> None:
@@ -162,9 +178,9 @@ class HeadroomCache:
         self.hits = 0
         self.misses = 0
         # answer key -> (raw stored document, token keys, token values, the answer,
-        # computed_at, valid_until): what this process last stored or served.
+        # computed_at, valid_until, fresh_until): what this process last stored or served.
         self._memo: dict[str, tuple[str, list[str], list[str | None], dict[str, Any],
-                                    datetime, datetime | None]] = {}
+                                    datetime, datetime | None, float]] = {}
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -179,8 +195,10 @@ class HeadroomCache:
         memo = self._memo.get(answer_key)
         if memo is None:
             return None
-        raw, token_keys, token_values, answer, computed_at, valid_until = memo
+        raw, token_keys, token_values, answer, computed_at, valid_until, fresh_until = memo
         if computed_at > at or (valid_until is not None and at >= valid_until):
+            return None
+        if time.time() >= fresh_until:  # too old to vouch for after a Redis fault
             return None
         try:
             values = await self.store.amget([answer_key, *token_keys])
@@ -203,6 +221,7 @@ class HeadroomCache:
             doc["answer"],
             datetime.fromisoformat(doc["computed_at"]),
             datetime.fromisoformat(doc["valid_until"]) if doc["valid_until"] else None,
+            float(doc["fresh_until"]),
         )
 
     # -- reads ---------------------------------------------------------------------
@@ -211,6 +230,8 @@ class HeadroomCache:
         self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
     ) -> dict[str, Any]:
         """The headroom answer at `at`: cached when provably current, else from the database."""
+        # Wall time before any token or database read: the answer's age counts from here.
+        fresh_until = time.time() + ANSWER_TTL_S
         if not self._store_usable():
             return self.reader.headroom(country, operator_id, consignee_id, at)
         answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
@@ -233,7 +254,7 @@ class HeadroomCache:
         states = self.reader.bucket_states(plan.buckets, plan.footprint_of, at)
         answer = self.reader.headroom_from(plan, states, at)
         if tokens:
-            self._store_answer(answer_key, answer, tokens, states, at)
+            self._store_answer(answer_key, answer, tokens, states, at, fresh_until)
         return answer
 
     def _cached_answer(self, answer_key: str, at: datetime) -> dict[str, Any] | None:
@@ -241,6 +262,8 @@ class HeadroomCache:
         if raw is None:
             return None
         doc = json.loads(raw)
+        if not isinstance(doc.get("fresh_until"), float) or time.time() >= doc["fresh_until"]:
+            return None  # too old to vouch for after a Redis fault (or an older format)
         if datetime.fromisoformat(doc["computed_at"]) > at:
             return None
         if doc["valid_until"] is not None and at >= datetime.fromisoformat(doc["valid_until"]):
@@ -260,17 +283,22 @@ class HeadroomCache:
         tokens: dict[str, str],
         states: dict[BucketKey, BucketState],
         at: datetime,
+        fresh_until: float,
     ) -> None:
+        remaining = fresh_until - time.time()
+        if remaining < MIN_STORE_S:  # a slow computation: not worth storing
+            return
         expiries = [s.next_expiry for s in states.values() if s.next_expiry is not None]
         doc = {
             "computed_at": at.isoformat(),
+            "fresh_until": fresh_until,
             "valid_until": min(expiries).isoformat() if expiries else None,
             "tokens": tokens,
             "answer": answer,
         }
         raw = json.dumps(doc)
         try:
-            self.store.set_many({answer_key: raw}, ANSWER_TTL_S)
+            self.store.set_many({answer_key: raw}, remaining)
         except redis.RedisError as exc:
             self._trip(exc)
             return
@@ -318,16 +346,16 @@ class HeadroomCache:
         self._replace({REFERENCE_TOKEN})
 
     def _replace(self, keys: set[str]) -> None:
-        with self._lock:
-            keys = keys | self._pending
-            self._pending = set()
-        if not self._store_usable():
+        """Runs before the write is acknowledged: on return, the new tokens are in the
+        store or `keys` are pending (and this process serves nothing cached until they
+        have been replayed)."""
+        if not self._store_usable():  # replays what is pending first
             with self._lock:
                 self._pending |= keys
             return
         try:
             self.store.set_many({self.prefix + k: uuid.uuid4().hex for k in keys}, TOKEN_TTL_S)
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._pending |= keys
             self._trip(exc)
@@ -338,16 +366,18 @@ class HeadroomCache:
         if time.monotonic() < self._breaker_until:
             return False
         if self._pending:
+            # Pending keys stay pending until they are in the store: until then neither
+            # path in this process serves a cached answer.
             with self._lock:
-                pending, self._pending = self._pending, set()
+                pending = set(self._pending)
             try:  # replay replacements that failed while the store was away
                 self.store.set_many({self.prefix + k: uuid.uuid4().hex for k in pending},
                                     TOKEN_TTL_S)
-            except redis.RedisError as exc:
-                with self._lock:
-                    self._pending |= pending
+            except (redis.RedisError, OSError) as exc:
                 self._trip(exc)
                 return False
+            with self._lock:  # only once they are in the store
+                self._pending -= pending
         return True
 
     def _trip(self, exc: Exception) -> None:
