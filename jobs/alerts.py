@@ -57,7 +57,9 @@ def check_thresholds(ctx: JobContext) -> JobResult:
     now = ctx.now()
     urls = webhook_urls(ctx.settings.alert_webhooks)
     raised = cleared = checked = 0
-    with Session(ctx.engine) as session, session.begin():
+    # Read, in one snapshot and without the write lock: every capped bucket's use,
+    # and which (bucket, threshold) has an open (uncleared) crossing.
+    with Session(ctx.engine) as session:
         rows = session.execute(
             sa.select(BUCKET).where(BUCKET.c.kind.in_([LPP, NVEU, COUNTRY_ALLOCATION, LICENSE]))
             .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
@@ -65,19 +67,43 @@ def check_thresholds(ctx: JobContext) -> JobResult:
         balances = effective_balances(session, rows, now)
         licence_caps = {r.id: r.tpp for r in session.execute(
             sa.select(LICENSE_T.c.id, LICENSE_T.c.tpp))}
-        for row in rows:
-            cap = cap_of(ctx.ledger.rule_set, row, licence_caps, now)
-            if not cap:
-                continue  # no cap, or a zero cap (nothing grantable): no percentage
-            checked += 1
-            used = balances[bucket_key_of(row)].used
-            for threshold in THRESHOLDS:
+        open_now = _open_crossings(session)
+    changes = []
+    for row in rows:
+        cap = cap_of(ctx.ledger.rule_set, row, licence_caps, now)
+        if not cap:
+            continue  # no cap, or a zero cap (nothing grantable): no percentage
+        checked += 1
+        used = balances[bucket_key_of(row)].used
+        for threshold in THRESHOLDS:
+            above = used * 100 >= cap * threshold
+            if above != ((row.kind, row.key, row.period, threshold) in open_now):
+                changes.append((row, threshold, used, cap))
+    if changes:
+        # Write, under the write lock (BEGIN IMMEDIATE on SQLite): `_update` reads the
+        # latest crossing again there, so a concurrent runner's record is respected.
+        with Session(ctx.write_engine) as session, session.begin():
+            for row, threshold, used, cap in changes:
                 delta = _update(session, row, threshold, used, cap, now, urls)
                 raised += delta == 1
                 cleared += delta == -1
     delivery = deliver_pending(ctx.engine, now, ctx.settings.alert_max_attempts,
                                backoff=float(ctx.options.get("backoff", 0.5)))
     return JobResult.ok(buckets=checked, raised=raised, cleared=cleared, **delivery)
+
+
+def _open_crossings(session: Session) -> set[tuple[str, str, str, int]]:
+    """(kind, key, period, threshold) whose latest crossing is not cleared."""
+    ident = (ALERT.c.bucket_kind, ALERT.c.bucket_key, ALERT.c.bucket_period, ALERT.c.threshold)
+    latest = (sa.select(*ident, sa.func.max(ALERT.c.crossing).label("crossing"))
+              .group_by(*ident).subquery())
+    rows = session.execute(
+        sa.select(*ident).join(latest, sa.and_(
+            ALERT.c.bucket_kind == latest.c.bucket_kind, ALERT.c.bucket_key == latest.c.bucket_key,
+            ALERT.c.bucket_period == latest.c.bucket_period,
+            ALERT.c.threshold == latest.c.threshold, ALERT.c.crossing == latest.c.crossing))
+        .where(ALERT.c.cleared_at.is_(None)))
+    return {(r.bucket_kind, r.bucket_key, r.bucket_period, r.threshold) for r in rows}
 
 
 def _update(session: Session, row: Any, threshold: int, used: int, cap: int, now: Any,

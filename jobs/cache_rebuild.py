@@ -80,30 +80,36 @@ def rebuild_cache(ctx: JobContext) -> JobResult:
     reader = LedgerReader(ctx.engine, rs)
     now = ctx.now()
     scanned = checked = mismatches = removed = 0
+    found: list[tuple[str, Any, Any]] = []  # (subject, cached, database)
     try:
-        with Session(ctx.engine) as session, session.begin():
-            for key in client.scan_iter(match=prefix + "h:*", count=500):
-                scanned += 1
-                raw = client.get(key)
-                if raw is None:
-                    continue
-                spec, day, country, operator, consignee = key[len(prefix) + 2:].split("|")
-                if spec != f"{rs.name}@{rs.version}" or date.fromisoformat(day) != now.date():
-                    continue  # never served today / under this rule set
-                doc = json.loads(raw)
-                if not _served(client, prefix, doc, now):
-                    continue
-                checked += 1
-                fresh = json.loads(json.dumps(
-                    reader.headroom(country, operator or None, consignee or None, now),
-                    default=str))
-                if fresh != doc["answer"]:
-                    mismatches += 1
-                    removed += client.delete(key)
-                    record_finding(session, kind="cache_mismatch", subject=key[len(prefix):],
+        for key in client.scan_iter(match=prefix + "h:*", count=500):
+            scanned += 1
+            raw = client.get(key)
+            if raw is None:
+                continue
+            spec, day, country, operator, consignee = key[len(prefix) + 2:].split("|")
+            if spec != f"{rs.name}@{rs.version}" or date.fromisoformat(day) != now.date():
+                continue  # never served today / under this rule set
+            doc = json.loads(raw)
+            if not _served(client, prefix, doc, now):
+                continue
+            checked += 1
+            fresh = json.loads(json.dumps(
+                reader.headroom(country, operator or None, consignee or None, now),
+                default=str))
+            if fresh != doc["answer"]:
+                mismatches += 1
+                removed += client.delete(key)
+                found.append((key[len(prefix):], doc["answer"], fresh))
+        if found:
+            # One short write transaction after the scan: the write lock is never
+            # held while Redis is scanned and answers are recomputed.
+            with Session(ctx.write_engine) as session, session.begin():
+                for subject, cached, fresh in found:
+                    record_finding(session, kind="cache_mismatch", subject=subject,
                                    job="cache_rebuild", now=now, run_id=ctx.run_id,
-                                   details={"cached": doc["answer"], "database": fresh},
-                                   identity=[doc["answer"], fresh])
+                                   details={"cached": cached, "database": fresh},
+                                   identity=[cached, fresh])
         rebuilt = mismatches > 0 or bool(ctx.options.get("full"))
         if rebuilt:
             client.set(prefix + "ref", uuid.uuid4().hex, ex=TOKEN_TTL_S)

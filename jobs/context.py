@@ -26,7 +26,15 @@ class JobContext:
 
     @property
     def engine(self) -> sa.Engine:
+        """For reads. Never write through it: see `write_engine`."""
         return self.ledger.engine
+
+    @property
+    def write_engine(self) -> sa.Engine:
+        """For every transaction that may write: on SQLite it takes the write lock up
+        front (BEGIN IMMEDIATE, with the busy timeout), so it waits for the API's and
+        other jobs' writes instead of failing with "database is locked"."""
+        return self.ledger.write_engine
 
     def now(self) -> datetime:
         return self.ledger.clock.now()

@@ -78,7 +78,7 @@ def reconcile(ctx: JobContext) -> JobResult:
             drifted[key] = want
     now = ctx.now()
     new_findings = 0
-    with Session(ctx.engine) as session, session.begin():
+    with Session(ctx.write_engine) as session, session.begin():
         for key, want in drifted.items():
             details: dict[str, Any] = {"bucket": list(key), "as_of_seq": head,
                                        "projection": _pair(projection[key]),
@@ -99,7 +99,7 @@ def reconcile(ctx: JobContext) -> JobResult:
         if repaired:
             # Cached headroom answers may show the drifted numbers: drop them all.
             invalidate_all(ctx.settings)
-        with Session(ctx.engine) as session, session.begin():
+        with Session(ctx.write_engine) as session, session.begin():
             for fix in repairs:
                 record_finding(
                     session, kind="projection_repaired", subject=":".join(fix.bucket),

@@ -7,6 +7,10 @@ Guarantees:
   the number of schedulers, even if a leader lock lapsed;
 - `record_finding` is idempotent: the same finding (same fingerprint) is
   stored once, however many runs or imports see it.
+
+Every write here goes through `writer(engine)` (BEGIN IMMEDIATE on SQLite, see
+ledger.store.engine): a job's transaction waits for the write lock instead of
+failing with "database is locked" when the API or another job is writing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from ledger.store.engine import writer
 from ledger.store.job_models import Finding, JobRun
 
 JOB_RUN = JobRun.__table__  # type: ignore[attr-defined]
@@ -39,12 +44,26 @@ def period_of(at: datetime, interval_seconds: int) -> str:
 
 def claim(engine: sa.Engine, job: str, period: str, runner: str, now: datetime) -> int | None:
     """Inserts the run row for (job, period); its id, or None when already claimed."""
+    return _insert_run(engine, job, period, runner, now, outcome="running", figures={})
+
+
+def record_failed(engine: sa.Engine, job: str, period: str, runner: str, now: datetime,
+                  figures: dict[str, Any]) -> int | None:
+    """Records a run that failed before it could claim its period (leader lock or
+    database unavailable) as `failed`; None when the period already has a row."""
+    return _insert_run(engine, job, period, runner, now, outcome="failed", figures=figures,
+                       finished_at=now)
+
+
+def _insert_run(engine: sa.Engine, job: str, period: str, runner: str, now: datetime,
+                outcome: str, figures: dict[str, Any],
+                finished_at: datetime | None = None) -> int | None:
     try:
-        with Session(engine) as session, session.begin():
+        with Session(writer(engine)) as session, session.begin():
             result = session.execute(
                 sa.insert(JOB_RUN)
                 .values(job=job, period=period, runner=runner[:120], started_at=now,
-                        outcome="running", figures={})
+                        finished_at=finished_at, outcome=outcome, figures=figures)
                 .returning(JOB_RUN.c.id)
             )
             return int(result.scalar_one())
@@ -54,7 +73,7 @@ def claim(engine: sa.Engine, job: str, period: str, runner: str, now: datetime) 
 
 def finish(engine: sa.Engine, run_id: int, outcome: str, figures: dict[str, Any],
            now: datetime) -> None:
-    with Session(engine) as session, session.begin():
+    with Session(writer(engine)) as session, session.begin():
         session.execute(
             sa.update(JOB_RUN).where(JOB_RUN.c.id == run_id)
             .values(outcome=outcome, figures=figures, finished_at=now)
@@ -79,6 +98,8 @@ def record_finding(
 ) -> bool:
     """Stores a finding unless the same one (kind, subject, identity) exists; True if new.
 
+    `session` must be a write transaction (`Session(writer(engine))`): this reads,
+    then writes, which a deferred SQLite transaction cannot do under contention.
     `identity` is what makes two findings about one subject different (e.g. the
     drifted figures); it defaults to `details`.
     """

@@ -13,7 +13,11 @@ Scheduler choices (APScheduler 3.x BackgroundScheduler), made on purpose:
   within its own period still runs (APScheduler's default of 1 s would
   silently drop it); later than that, the next period's run covers it;
 - `max_instances=1`: a run never overlaps the previous run of the same job
-  in one process; across processes the leader lock does that.
+  in one process; across processes the leader lock does that;
+- a failed run (the job raised or returned `failed`, or could not start or
+  be recorded) is logged at ERROR with the job, period and reason, recorded
+  as `failed` in `job_run`, and raised to APScheduler as JobFailed, so its
+  log says "raised an exception", never "executed successfully".
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs.context import JobContext, JobResult
 from jobs.leader import LockFactory
-from jobs.records import claim, finish, period_of
+from jobs.records import claim, finish, period_of, record_failed
 from jobs.registry import JOBS, intervals
 from ledger.service import Ledger
 from ledger.settings import Settings
@@ -48,6 +52,23 @@ class JobBusy(Exception):
     """Another runner holds this job's leader lock right now."""
 
 
+class JobFailed(Exception):
+    """A scheduled run failed. Raised to APScheduler (after the run is logged and
+    recorded) so that it reports the run as an error, never as executed successfully."""
+
+
+def failure_reason(figures: dict[str, Any]) -> str:
+    """One line saying why a run failed, from its figures."""
+    for key in ("error", "reason", "errors"):
+        if figures.get(key):
+            return str(figures[key])[:500]
+    return str(figures)[:500]
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 class JobRunner:
     """Runs jobs for one process; thread-safe (the scheduler calls it from a pool)."""
 
@@ -58,7 +79,8 @@ class JobRunner:
         self.locks = LockFactory(ledger.engine, settings.redis_url, settings.jobs_lock_prefix,
                                  settings.jobs_lock_ttl_seconds)
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.stats: Counter[str] = Counter()  # ran / lock_busy / already_ran, for tests and logs
+        # ran / failed / lock_busy / already_ran, for tests and logs
+        self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
 
     def _count(self, what: str) -> None:
@@ -67,51 +89,107 @@ class JobRunner:
 
     def run_period(self, name: str) -> int | None:
         """The scheduled entry point: runs `name` for the current period unless another
-        runner holds its lock or already ran that period. Never raises."""
+        runner holds its lock or already ran that period (None). A failed run is
+        logged at ERROR, recorded as `failed`, and raised as JobFailed, so that
+        APScheduler reports it as an error (EVENT_JOB_ERROR), not as a success."""
         try:
             period = period_of(self.ledger.clock.now(), self.intervals[name])
-            return self._run(name, period, {})[0]
+            run_id, result = self._run(name, period, {})
         except JobBusy:
             self._count("lock_busy")
-        except Exception:
-            log.exception("job %s could not run", name)
-        return None
+            return None
+        except Exception as exc:  # _run records its failures; this is anything else
+            log.exception("job %s could not run: %s", name, _error(exc))
+            raise JobFailed(f"{name}: {_error(exc)}") from exc
+        if result.outcome == "failed":
+            raise JobFailed(f"{name} {period} failed: {failure_reason(result.figures)}")
+        return run_id
 
     def run_now(self, name: str, options: dict[str, Any] | None = None
                 ) -> tuple[int | None, JobResult]:
         """A manual run (CLI): its own period "manual:<time>", so it never takes a
-        scheduled period. Raises JobBusy when the job is running elsewhere."""
+        scheduled period. Raises JobBusy when the job is running elsewhere; a
+        failed run is returned (outcome `failed`), logged and recorded."""
         now = self.ledger.clock.now()
         period = f"manual:{now.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}:{secrets.token_hex(2)}"
         return self._run(name, period, options or {})
 
+    def _failed(self, name: str, period: str, result: JobResult,
+                exc: BaseException | None = None) -> None:
+        self._count("failed")
+        log.error("job %s %s failed: %s", name, period, failure_reason(result.figures),
+                  exc_info=exc)
+
     def _run(self, name: str, period: str, options: dict[str, Any]
              ) -> tuple[int | None, JobResult]:
         spec = JOBS[name]
+        engine = self.ledger.engine
         lock = self.locks.for_job(name)
-        if not lock.acquire():
-            raise JobBusy(name)
+        held = False
         try:
-            engine = self.ledger.engine
-            run_id = claim(engine, name, period, self.runner_id, self.ledger.clock.now())
+            try:
+                held = lock.acquire()
+                if not held:
+                    raise JobBusy(name)
+                run_id = claim(engine, name, period, self.runner_id, self.ledger.clock.now())
+            except JobBusy:
+                raise
+            except Exception as exc:
+                # Could not even start (lock store or database unavailable): still a run
+                # that failed, logged and recorded as such (if the database allows).
+                result = JobResult.failed(error=f"could not start: {_error(exc)}")
+                self._failed(name, period, result, exc)
+                return self._record_failed(name, period, result), result
             if run_id is None:
                 self._count("already_ran")
                 return None, JobResult.skipped(f"{name} {period} already ran")
             ctx = JobContext(self.ledger, self.settings, run_id, period, heartbeat=lock.renew,
                              options=options)
+            failure: BaseException | None = None
             try:
                 result = spec.run(ctx)
             except Exception as exc:
-                log.exception("job %s %s failed", name, period)
-                result = JobResult.failed(error=f"{type(exc).__name__}: {exc}"[:500])
-            finish(engine, run_id, result.outcome, result.figures, self.ledger.clock.now())
+                failure = exc
+                result = JobResult.failed(error=_error(exc))
+            if result.outcome == "failed":
+                self._failed(name, period, result, failure)
+            self._finish(name, period, run_id, result)
             self._count("ran")
             return run_id, result
         finally:
-            try:
-                lock.release()
-            except Exception:  # an expired lock frees itself; the run is recorded anyway
-                log.warning("could not release the %s lock", name, exc_info=True)
+            if held:
+                try:
+                    lock.release()
+                except Exception:  # an expired lock frees itself; the run is recorded anyway
+                    log.warning("could not release the %s lock", name, exc_info=True)
+
+    def _finish(self, name: str, period: str, run_id: int, result: JobResult) -> None:
+        """Records the outcome; if that fails, the run is a failure (and said so)."""
+        try:
+            finish(self.ledger.engine, run_id, result.outcome, result.figures,
+                   self.ledger.clock.now())
+            return
+        except Exception as exc:
+            error = f"could not record the outcome {result.outcome!r}: {_error(exc)}"
+            outcome = result.outcome
+            result.outcome = "failed"
+            result.figures = {**result.figures, "error": error}
+            if outcome != "failed":
+                self._failed(name, period, result, exc)
+        try:  # once more, as failed (the database may be back)
+            finish(self.ledger.engine, run_id, "failed", result.figures, self.ledger.clock.now())
+        except Exception:
+            log.error("job %s %s: run %s could not be recorded as failed; it stays 'running'",
+                      name, period, run_id, exc_info=True)
+
+    def _record_failed(self, name: str, period: str, result: JobResult) -> int | None:
+        try:
+            return record_failed(self.ledger.engine, name, period, self.runner_id,
+                                 self.ledger.clock.now(), result.figures)
+        except Exception:
+            log.error("job %s %s: the failed run could not be recorded", name, period,
+                      exc_info=True)
+            return None
 
     def scheduler(self) -> BackgroundScheduler:
         sched = BackgroundScheduler(

@@ -126,7 +126,7 @@ def import_feed(ledger: Ledger, data: bytes, source: str, progress: Progress | N
     rows = parse_feed(data, source, ledger.rule_set.chip_tpp)
     now = ledger.clock.now()
     try:
-        with Session(ledger.engine) as session, session.begin():
+        with Session(ledger.write_engine) as session, session.begin():
             import_id = int(session.execute(
                 sa.insert(IMPORT).values(content_hash=content_hash, source=source[-500:],
                                          imported_at=now, rows=len(rows))
@@ -148,7 +148,7 @@ def import_feed(ledger: Ledger, data: bytes, source: str, progress: Progress | N
 
 
 def check_unshipped(ledger: Ledger, deadline_days: int, run_id: int | None = None) -> int:
-    with Session(ledger.engine) as session, session.begin():
+    with Session(ledger.write_engine) as session, session.begin():
         return find_unshipped(session, ledger.clock.now(), deadline_days, run_id)
 
 

@@ -89,7 +89,8 @@ def sign_checkpoint(ctx: JobContext) -> JobResult:
     key = load_signing_key(path)
     kid = key_id(key.public_key())
     now = ctx.now()
-    with Session(ctx.engine) as session, session.begin():
+    # A write transaction from the start: it reads the head, then inserts.
+    with Session(ctx.write_engine) as session, session.begin():
         head = session.execute(sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash)).one()
         if head.seq == 0:
             return JobResult.ok(signed=0, reason="empty chain")

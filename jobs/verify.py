@@ -37,7 +37,7 @@ def verify(ctx: JobContext) -> JobResult:
     now = ctx.now()
     figures = {"from_seq": start_seq, "checked": report.entries, "head": report.head}
     if not report.ok:
-        with Session(ctx.engine) as session, session.begin():
+        with Session(ctx.write_engine) as session, session.begin():
             record_finding(session, kind="chain_broken", subject=f"seq {report.first_bad_seq}",
                            job="verify_chain", now=now, run_id=ctx.run_id,
                            details={"seq": report.first_bad_seq, "reason": report.reason})
@@ -45,7 +45,7 @@ def verify(ctx: JobContext) -> JobResult:
                                 reason=report.reason)
     head_seq = start_seq + report.entries
     if report.entries:
-        with Session(ctx.engine) as session, session.begin():
+        with Session(ctx.write_engine) as session, session.begin():
             exists = session.execute(sa.select(CHECKPOINT.c.id).where(
                 CHECKPOINT.c.kind == "verified", CHECKPOINT.c.seq == head_seq)).first()
             if exists is None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ledger.chain import format_time
+from ledger.store.engine import writer
 from ledger.store.job_models import Alert, AlertDelivery
 
 ALERT = Alert.__table__  # type: ignore[attr-defined]
@@ -74,7 +75,7 @@ def deliver_pending(engine: sa.Engine, now: Any, max_attempts: int,
             state = "delivered" if ok else ("failed" if attempts >= max_attempts else "pending")
             counts[{"delivered": "delivered", "failed": "delivery_failed",
                     "pending": "delivery_pending"}[state]] += 1
-            with Session(engine) as session, session.begin():
+            with Session(writer(engine)) as session, session.begin():
                 session.execute(sa.update(DELIVERY).where(DELIVERY.c.id == row.id).values(
                     state=state, attempts=attempts, last_error=error, last_attempt_at=now,
                     delivered_at=now if ok else None))
