@@ -91,6 +91,11 @@ def operator_scope(principal: Principal, operator_id: str | None) -> str | None:
     return principal.operator_id
 
 
+def own_records_of(principal: Principal) -> str | None:
+    """The operator whose own records alone an operator key may read (None: any role else)."""
+    return principal.operator_id if principal.role == OPERATOR else None
+
+
 def require_owner(principal: Principal, owner: str) -> None:
     """A vendor acts on its own reservations only; admins (and auditors, reading) on any."""
     if principal.role == VENDOR and owner != principal.key_id:

@@ -34,7 +34,7 @@ from ledger.errors import (
     Unavailable,
 )
 from ledger.policy import PolicyInputError, UnknownCountryError
-from ledger.policy.types import Violation
+from ledger.policy.types import RULE_CONSTRAINTS, Violation
 from ledger.service import DB_FAULTS  # unreachable database: 503; other DB errors are 500s
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ MSGSPEC_MISSING = re.compile(r"missing required field `([^`]*)`")
 
 
 class QuotaExceeded(Exception):
-    """A reservation (or line) denied by the policy: 409 with the violations."""
+    """A reservation (or line) denied by the policy: 409 with the violations. Answered as
+    `quota-exceeded` when a cap binds, else as `not-permitted` (a licence is missing, or
+    no path allows the line): lacking a licence is never reported as an overflow."""
 
     def __init__(self, violations: Sequence[Violation]) -> None:
         super().__init__("quota exceeded")
@@ -146,12 +148,24 @@ def _http_problem(exc: HTTPException) -> Response[ProblemOut]:
     return problem(status, slug, title, exc.detail or title, headers=headers or None)
 
 
+def _denial(violations: Sequence[Violation]) -> Response[ProblemOut]:
+    capped = any(v.constraint not in RULE_CONSTRAINTS for v in violations)
+    slug, title = (("quota-exceeded", "Quota exceeded") if capped
+                   else ("not-permitted", "Not permitted"))
+    first = violations[0] if violations else None
+    detail = "nothing was held for any line"
+    if first is not None and first.reason:
+        more = len(violations) - 1
+        detail = (f"line {first.line}: {first.reason}"
+                  + (f" (and {more} more)" if more else "") + f"; {detail}")
+    return problem(409, slug, title, detail,
+                   violations=[ViolationOut(**asdict(v)) for v in violations])
+
+
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemOut]:
     """The app's one exception handler: every error becomes problem+json."""
     if isinstance(exc, QuotaExceeded):
-        return problem(409, "quota-exceeded", "Quota exceeded",
-                       "a line would exceed a cap; nothing was held for any line",
-                       violations=[ViolationOut(**asdict(v)) for v in exc.violations])
+        return _denial(exc.violations)
     if isinstance(exc, Throttled):
         return problem(429, "too-many-requests", "Too many requests",
                        "this API key is over its request rate; retry later",

@@ -157,11 +157,13 @@ class ReservationOut(Struct):
 
 class ViolationOut(Struct):
     line: int
-    constraint: str
+    constraint: str  # a bucket kind when a cap binds; tier3 | license_required | ...: a rule
     key: str
     cap: int
     used: int
     requested: int
+    rule: str  # the rule-set step that produced it
+    reason: str  # one sentence for a person
 
 
 class DrawOut(Struct):

@@ -109,6 +109,9 @@ class EntryFilter:
     kind: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Set for an operator's own reads: only its lines to consignees registered under it
+    # now, so another operator's consignee never shows, whatever the history holds.
+    operator_scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,7 @@ class LedgerReader:
         country: str | None = None,
         operator_id: str | None = None,
         consignee_id: str | None = None,
+        operator_scope: str | None = None,
     ) -> list[dict[str, Any]]:
         """Capped buckets touched by the scope's entries, as they stood at `as_of`.
 
@@ -337,7 +341,8 @@ class LedgerReader:
         not listed. Sorted by (kind, key, period).
         """
         scope = EntryFilter(country=country, operator_id=operator_id,
-                            consignee_id=consignee_id, until=as_of)
+                            consignee_id=consignee_id, until=as_of,
+                            operator_scope=operator_scope)
         with Session(self.engine) as session:
             wanted = self._buckets_in_scope(session, scope)
             if not wanted:
@@ -475,6 +480,10 @@ def _filtered(query: Any, filt: EntryFilter) -> Any:
         query = query.where(ENTRY.c.operator_id == filt.operator_id)
     if filt.consignee_id is not None:
         query = query.where(ENTRY.c.consignee_id == filt.consignee_id)
+    if filt.operator_scope is not None:
+        own = sa.select(CONSIGNEE_T.c.id).where(CONSIGNEE_T.c.operator_id == filt.operator_scope)
+        query = query.where(ENTRY.c.operator_id == filt.operator_scope,
+                            ENTRY.c.consignee_id.in_(own))
     if filt.kind is not None:
         if filt.kind not in ENTRY_KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(ENTRY_KINDS)}", field="kind")

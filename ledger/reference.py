@@ -188,6 +188,16 @@ class LineResolver:
             raise InvalidInput(
                 f"unknown consignee {line.consignee_id!r}", field=f"{f}.consignee_id"
             )
+        if consignee.operator_id != line.operator_id:
+            # A line draws the operator's footprint and the consignee's buckets: both must
+            # be one party's, or one operator's books would show another's consignee.
+            owner = (f"operator {consignee.operator_id!r}" if consignee.operator_id
+                     else "no operator")
+            raise InvalidInput(
+                f"consignee {consignee.id!r} belongs to {owner}, "
+                f"not to operator {line.operator_id!r}",
+                field=f"{f}.consignee_id",
+            )
         if consignee.country != line.destination_country:
             raise InvalidInput(
                 f"consignee {consignee.id!r} is located in {consignee.country}, "

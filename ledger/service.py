@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ledger.audit import ENTRY_EFFECT
 from ledger.clock import Clock, SystemClock
-from ledger.errors import Conflict, LedgerError, NotFound, Unavailable
+from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, Unavailable
 from ledger.operations import Batch, Result, load_reservations, lpp_received_this_year
 from ledger.policy import engine as policy
 from ledger.policy.ruleset import RuleSet
@@ -235,6 +235,8 @@ class Ledger:
             session.execute(  # serialize with ledger writes: no hold slips in meanwhile
                 sa.select(CHAIN_HEAD.c.seq).where(CHAIN_HEAD.c.id == 1).with_for_update()
             )
+            if data.operator_id is not None and session.get(Operator, data.operator_id) is None:
+                raise InvalidInput(f"unknown operator {data.operator_id!r}", field="operator_id")
             row = session.get(Consignee, data.id)
             if row is None or row.group_id == data.group_id:
                 return
@@ -251,7 +253,20 @@ class Ledger:
 
     def put_license(self, data: LicenseInput) -> None:
         data.validate()
-        self._put(License, asdict(data))
+
+        def guard(session: Session, _now: datetime) -> None:
+            if data.consignee_id is None:
+                return
+            consignee = session.get(Consignee, data.consignee_id)
+            if consignee is None:
+                raise InvalidInput(f"unknown consignee {data.consignee_id!r}",
+                                   field="consignee_id")
+            if consignee.country != data.country:
+                raise InvalidInput(
+                    f"consignee {consignee.id!r} is located in {consignee.country}, "
+                    f"not in the licence's country {data.country}", field="consignee_id")
+
+        self._put(License, asdict(data), guard)
 
     def _put(
         self,

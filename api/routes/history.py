@@ -9,7 +9,15 @@ import anyio.to_thread
 from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from api.auth import ADMIN, AUDITOR, OPERATOR, allow, operator_scope, principal_of
+from api.auth import (
+    ADMIN,
+    AUDITOR,
+    OPERATOR,
+    allow,
+    operator_scope,
+    own_records_of,
+    principal_of,
+)
 from api.schemas import BalancesOut, EntriesOut, to_struct
 from api.services import ServicesDep
 from api.wire import problem_responses, utc_time
@@ -44,10 +52,12 @@ async def entries(
 
     Pass `next_cursor` back as `cursor` for the next page; null means the end.
     """
-    operator_id = operator_scope(principal_of(request), operator_id)
+    principal = principal_of(request)
+    operator_id = operator_scope(principal, operator_id)
     _ids(operator_id=operator_id, consignee_id=consignee_id)
     filt = EntryFilter(country, operator_id, consignee_id, kind,
-                       utc_time(since, "since"), utc_time(until, "until"))
+                       utc_time(since, "since"), utc_time(until, "until"),
+                       operator_scope=own_records_of(principal))
     page = await anyio.to_thread.run_sync(services.reader.entries, filt, cursor, limit)
     return to_struct({"items": page.items, "next_cursor": page.next_cursor}, EntriesOut)
 
@@ -66,10 +76,12 @@ async def balances(
 
     A hold counts for nothing once its reservation's expiry is at or before `as_of`.
     """
-    operator_id = operator_scope(principal_of(request), operator_id)
+    principal = principal_of(request)
+    operator_id = operator_scope(principal, operator_id)
     _ids(operator_id=operator_id, consignee_id=consignee_id)
     at = utc_time(as_of, "as_of") or services.ledger.clock.now()
     buckets = await anyio.to_thread.run_sync(
-        services.reader.balances_as_of, at, country, operator_id, consignee_id
+        services.reader.balances_as_of, at, country, operator_id, consignee_id,
+        own_records_of(principal),
     )
     return to_struct({"as_of": at, "buckets": buckets}, BalancesOut)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
+from ledger.policy import reasons
 from ledger.policy.buckets import (
     allocation_bucket,
     footprint_bucket,
@@ -30,6 +31,8 @@ from ledger.policy.types import (
     PATH_NVEU,
     PATH_TIER1,
     PATH_UVEU,
+    TIER3,
+    UVEU,
     Balance,
     BalanceView,
     BucketKey,
@@ -44,9 +47,7 @@ from ledger.policy.types import (
     OperatorInfo,
     Violation,
 )
-from ledger.policy.uveu import UVEU, uveu_headroom, uveu_violations
-
-TIER3 = "tier3"
+from ledger.policy.uveu import uveu_headroom, uveu_violations
 
 
 class PolicyInputError(ValueError):
@@ -73,6 +74,15 @@ def _is_nveu_for(rule_set: RuleSet, operator: OperatorInfo, country: str) -> boo
     )
 
 
+def _tier3_role(party: str, destination: str, operator_hq: str) -> str:
+    """Which party put the line in Tier 3, in words (the first match, as `_tier3_party`)."""
+    if party == destination:
+        return "the destination"
+    if party == operator_hq:
+        return "the operator's headquarters country"
+    return "the consignee's country"
+
+
 def _tier3_party(rule_set: RuleSet, countries: Iterable[str | None], on: date) -> str | None:
     """The first of destination / operator HQ / consignee country that is Tier 3, if any."""
     for country in countries:
@@ -87,13 +97,23 @@ def _allocation_cap(rule_set: RuleSet, country: str, on: date) -> int:
     return rule_set.allocation_cap(country) if rule_set.allocation_open(on) else 0
 
 
+def _licence_unusable_because(
+    licence: LicenseInfo, country: str, consignee_id: str, on: date
+) -> str | None:
+    """None when the licence is valid on `on` (both ends inclusive), for `country`, and for
+    the consignee if it names one; else why not."""
+    if licence.country != country:
+        return f"it is for {licence.country}, not {country}"
+    if licence.consignee_id is not None and licence.consignee_id != consignee_id:
+        return f"it names consignee {licence.consignee_id}, not {consignee_id}"
+    if not licence.valid_from <= on <= licence.valid_to:
+        return (f"it is valid from {licence.valid_from.isoformat()} to "
+                f"{licence.valid_to.isoformat()}, not on {on.isoformat()}")
+    return None
+
+
 def _licence_usable(licence: LicenseInfo, country: str, consignee_id: str, on: date) -> bool:
-    """Valid on `on` (both ends inclusive), for `country`, and for the consignee if it names one."""
-    return (
-        licence.country == country
-        and (licence.consignee_id is None or licence.consignee_id == consignee_id)
-        and licence.valid_from <= on <= licence.valid_to
-    )
+    return _licence_unusable_because(licence, country, consignee_id, on) is None
 
 
 class _Books:
@@ -120,24 +140,31 @@ class _Books:
                 out[bucket.country] = out.get(bucket.country, 0) + tpp
         return out
 
-    def fit(self, kind: str, bucket: BucketKey, cap: int, tpp: int, line: int) -> Draw | Violation:
+    def fit(self, rule: str, kind: str, bucket: BucketKey, cap: int, tpp: int,
+            line: int) -> Draw | Violation:
         """A Draw when used + tpp <= cap, else the Violation naming the bucket."""
         used = self.used(bucket)
         if used + tpp <= cap:
             return Draw(bucket, tpp, cap)
-        return Violation(line, kind, bucket.key, cap, used, tpp)
+        return reasons.cap_exceeded(rule, line, kind, bucket.key, cap, used, tpp)
 
 
-def _licence_draw(line: LineRequest, index: int, on: date, books: _Books) -> Draw | Violation:
-    """Step 6a: the line's licence, usable and with `tpp` left on it."""
+def _licence_draw(
+    rule: str, line: LineRequest, index: int, on: date, books: _Books, why_needed: str
+) -> Draw | Violation:
+    """The line's licence, usable and with `tpp` left on it (`why_needed`: for the reason
+    given when no licence was sent)."""
     licence = line.license
     if licence is None:
-        return Violation(index, LICENSE, "", 0, 0, line.tpp)
+        return reasons.licence_required(rule, index, line.destination_country, line.tpp,
+                                        why_needed)
     bucket = license_bucket(licence)
-    if not _licence_usable(licence, line.destination_country, line.consignee.id, on):
+    why_not = _licence_unusable_because(licence, line.destination_country, line.consignee.id, on)
+    if why_not is not None:
         # A licence that does not cover this line grants it nothing: cap 0.
-        return Violation(index, LICENSE, licence.id, 0, books.used(bucket), line.tpp)
-    return books.fit(LICENSE, bucket, licence.tpp, line.tpp, index)
+        return reasons.licence_not_usable(rule, index, licence.id, books.used(bucket), line.tpp,
+                                          why_not)
+    return books.fit(rule, LICENSE, bucket, licence.tpp, line.tpp, index)
 
 
 def _decide_line(
@@ -158,9 +185,11 @@ def _decide_line(
     # 1. Tier 3: destination, operator HQ or consignee country.
     party = _tier3_party(rule_set, (dest, operator.hq_country, line.consignee.country), on)
     if party is not None:
+        role = _tier3_role(party, dest, operator.hq_country)
         if rule_set.tier3_treatment == "deny":
-            return deny([Violation(index, TIER3, party, 0, 0, t)])
-        licence = _licence_draw(line, index, on, books)
+            return deny([reasons.tier3_denied(index, party, role, t)])
+        licence = _licence_draw(TIER3, line, index, on, books,
+                                f"{role} {party} is in a country group that needs one")
         return allow(PATH_LICENSE, licence) if isinstance(licence, Draw) else deny([licence])
 
     dest_tier = rule_set.tier(dest, on)
@@ -177,23 +206,26 @@ def _decide_line(
     failures: list[Violation] = []
     # 4. NVEU in its own country, within the schedule's cap for the date.
     if _is_nveu_for(rule_set, operator, dest):
-        nveu = books.fit(NVEU, nveu_bucket(operator.id, dest), rule_set.nveu_cap(on), t, index)
+        nveu = books.fit(NVEU, NVEU, nveu_bucket(operator.id, dest), rule_set.nveu_cap(on), t,
+                         index)
         if isinstance(nveu, Draw):
             return allow(PATH_NVEU, nveu)
         failures.append(nveu)
     # 5. LPP: the consignee's (or its group's) calendar-year exemption.
     if rule_set.lpp is not None:
-        lpp = books.fit(LPP, lpp_bucket(rule_set, line.consignee, on), rule_set.lpp.cap, t, index)
+        lpp = books.fit(LPP, LPP, lpp_bucket(rule_set, line.consignee, on), rule_set.lpp.cap, t,
+                        index)
         if isinstance(lpp, Draw):
             return allow(PATH_LPP, lpp)
         failures.append(lpp)
     # 6. Licence, drawing down the country allocation too.
-    licence = _licence_draw(line, index, on, books)
+    licence = _licence_draw(LICENSE, line, index, on, books,
+                            f"{dest} is Tier 2 and no exemption or VEU cap covers the line")
     allocation: Draw | Violation | None = None
     if rule_set.country_allocation is not None:
         bucket = allocation_bucket(rule_set, dest)
         allocation = books.fit(
-            COUNTRY_ALLOCATION, bucket, _allocation_cap(rule_set, dest, on), t, index
+            LICENSE, COUNTRY_ALLOCATION, bucket, _allocation_cap(rule_set, dest, on), t, index
         )
     if isinstance(licence, Draw) and not isinstance(allocation, Violation):
         return allow(PATH_LICENSE, licence, *([allocation] if allocation else []))

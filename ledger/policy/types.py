@@ -19,6 +19,13 @@ LICENSE = "license"
 FOOTPRINT = "footprint"
 BUCKET_KINDS = (COUNTRY_ALLOCATION, LPP, NVEU, LICENSE, FOOTPRINT)
 
+# Constraints a violation names besides bucket kinds: the UVEU ratios, and rules that
+# bind without any cap (no export at all; a licence needed but not given).
+UVEU = "uveu"
+TIER3 = "tier3"
+LICENSE_REQUIRED = "license_required"
+RULE_CONSTRAINTS = frozenset({TIER3, LICENSE_REQUIRED})
+
 # Authorization paths a line can take.
 PATH_TIER1 = "tier1"
 PATH_UVEU = "uveu"
@@ -111,12 +118,18 @@ class Draw:
 
 @dataclass(frozen=True)
 class Violation:
+    """Why a line was denied. Built by `ledger.policy.reasons`, which writes the sentence."""
+
     line: int
-    constraint: str  # bucket kind or rule: tier3, uveu, nveu, lpp, license, country_allocation
+    # A capped kind (lpp, country_allocation, nveu, uveu, license) or a rule
+    # (tier3, license_required): see RULE_CONSTRAINTS.
+    constraint: str
     key: str
     cap: int
     used: int
     requested: int
+    rule: str = ""  # the rule-set step that produced it (empty in outcomes stored before)
+    reason: str = ""  # one sentence for a person
 
 
 @dataclass(frozen=True)

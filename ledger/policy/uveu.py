@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from ledger.policy.reasons import uveu_share_exceeded, uveu_share_too_small
 from ledger.policy.ruleset import RuleSet
 from ledger.policy.schema import UveuSpec
 from ledger.policy.types import OperatorInfo, Violation
 
-UVEU = "uveu"
 TIER1_SHARE = "tier1"
 
 
@@ -69,13 +69,14 @@ def uveu_violations(
         held = after[country]
         if tiers[country] == 2 and 100 * held > max_pct * total:
             cap = _max_share_cap(max_pct, total - held)
-            out.append(Violation(line, UVEU, country, cap, held, tpp))
+            out.append(uveu_share_exceeded(line, country, cap, held, tpp, max_pct))
 
     in_tier1 = sum(v for country, v in after.items() if tiers[country] == 1)
     tier1_pct = spec.tier1_min_pct
     if 100 * in_tier1 < tier1_pct * total:
         cap = _min_share_cap(tier1_pct, in_tier1)
-        out.append(Violation(line, UVEU, TIER1_SHARE, cap, total - in_tier1, tpp))
+        out.append(uveu_share_too_small(line, TIER1_SHARE, "Tier 1 countries", cap,
+                                        total - in_tier1, tpp, tier1_pct))
 
     home = operator.hq_country
     home_pct = spec.home_min_pct.get(home)
@@ -83,7 +84,7 @@ def uveu_violations(
         in_home = after.get(home, 0)
         if 100 * in_home < home_pct * total:
             cap = _min_share_cap(home_pct, in_home)
-            out.append(Violation(line, UVEU, home, cap, total - in_home, tpp))
+            out.append(uveu_share_too_small(line, home, home, cap, total - in_home, tpp, home_pct))
     return out
 
 

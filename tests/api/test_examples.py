@@ -13,11 +13,17 @@ from tests.api.conftest import (
 )
 
 
-def violations(response: object) -> list[dict[str, object]]:
+def violations(response: object, problem: str = "quota-exceeded") -> list[dict[str, object]]:
+    """The violations of a 409, without their sentences (`rule` and `reason` are checked
+    to be there; tests/api/test_denials.py checks what they say)."""
     body = response.json()  # type: ignore[attr-defined]
     assert response.status_code == 409, body  # type: ignore[attr-defined]
-    assert body["type"] == "https://tpp-ledger.dev/problems/quota-exceeded"
-    return body["violations"]  # type: ignore[no-any-return]
+    assert body["type"] == f"https://tpp-ledger.dev/problems/{problem}"
+    out = []
+    for v in body["violations"]:
+        assert v.pop("rule") and v.pop("reason"), v
+        out.append(v)
+    return out
 
 
 def test_1_lpp_edge(api: Api) -> None:
@@ -113,7 +119,8 @@ def test_7_atomic_lines(api: Api) -> None:
     seed_operator(api)
     seed_consignee(api, "sg-lab", "SG")
     seed_consignee(api, "cn-dc", "CN")
-    denied = violations(api.reserve([line("SG", "sg-lab"), line("CN", "cn-dc")], key="k1"))
+    denied = violations(api.reserve([line("SG", "sg-lab"), line("CN", "cn-dc")], key="k1"),
+                        "not-permitted")
     assert [v["line"] for v in denied] == [1]
     head = api.get("/v1/headroom?country=SG&consignee_id=sg-lab", role="vendor").json()
     assert bucket(head, "lpp")["held"] == 0
@@ -124,9 +131,10 @@ def test_8_tier3(api: Api) -> None:
     seed_operator(api)
     for i, country in enumerate(["CN", "MO", "RU", "IR", "KP"]):
         seed_consignee(api, f"t3-{country}", country)
-        denied = violations(api.reserve([line(country, f"t3-{country}")], key=f"k{i}"))
+        denied = violations(api.reserve([line(country, f"t3-{country}")], key=f"k{i}"),
+                            "not-permitted")
         assert [v["constraint"] for v in denied] == ["tier3"]
     seed_operator(api, "cn-op", hq="CN")
     seed_consignee(api, "my-dc", "MY", operator_id="cn-op")
-    denied = violations(api.reserve([line("MY", "my-dc", "cn-op")], key="k-cn"))
+    denied = violations(api.reserve([line("MY", "my-dc", "cn-op")], key="k-cn"), "not-permitted")
     assert [v["constraint"] for v in denied] == ["tier3"]

@@ -136,6 +136,6 @@ def test_evaluate_writes_nothing(seeded: Api) -> None:
     denied = api.post("/v1/evaluate", {"lines": [line("AE", "ae-1", quantity=2000)]},
                       role="vendor").json()
     assert denied["allowed"] is False
-    assert {"line", "constraint", "key", "cap", "used", "requested"} == \
+    assert {"line", "constraint", "key", "cap", "used", "requested", "rule", "reason"} == \
         set(denied["violations"][0])
     assert api.get("/v1/entries", role="auditor").json()["items"] == []

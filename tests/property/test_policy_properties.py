@@ -139,6 +139,9 @@ def test_no_allowed_line_overfills_a_capped_bucket(
     # Every reported violation is genuine.
     for v in decision.violations:
         assert all(_is_int(n) for n in (v.line, v.cap, v.used, v.requested))
+        assert v.rule and v.reason, v  # every denial explains itself
+        if v.constraint in ("tier3", "license_required"):
+            assert (v.cap, v.used) == (0, 0), v  # a rule, never reported as a cap
         if v.constraint == "uveu":
             assert v.used > v.cap
         elif v.constraint in ("lpp", "nveu", "country_allocation") or (

@@ -73,11 +73,9 @@ AE_LAB = consignee("ae-lab", "AE")
 AE_LPP = BucketKey(LPP, "consignee:ae-lab", "2026")
 NVEU_2025 = 1_583_200_000
 NVEU_2026 = 4_274_640_000
-NO_LICENCE = ("license", "", 0, 0)
-
-
-def no_licence(requested: int) -> V:
-    return (*NO_LICENCE, requested)
+def no_licence(requested: int, destination: str = "SG") -> V:
+    """No licence given where one is needed: a rule, not a cap (key: the destination)."""
+    return ("license_required", destination, 0, 0, requested)
 
 
 def full(bucket: BucketKey, cap: int, held: int = 0) -> dict[BucketKey, Balance]:
@@ -192,7 +190,7 @@ CASES = [
         ],
         [
             "lpp",
-            [("lpp", "group:g", LPP_CAP, 900 * H100, 800 * H100), no_licence(800 * H100)],
+            [("lpp", "group:g", LPP_CAP, 900 * H100, 800 * H100), no_licence(800 * H100, "TH")],
             "lpp",
         ],
     ),
@@ -247,7 +245,7 @@ CASES = [
             [
                 ("nveu", "g42:AE", NVEU_2026, NVEU_2026 - 1, 500_000_000),
                 ("lpp", "consignee:ae-lab", LPP_CAP, 0, 500_000_000),
-                no_licence(500_000_000),
+                no_licence(500_000_000, "AE"),
             ]
         ],
         full(AE_NVEU, NVEU_2026 - 1),
@@ -457,7 +455,7 @@ CASES = [
     Case(
         "post-rescission: Tier 3 without licence",
         [line("CN", H100)],
-        [[no_licence(H100)]],
+        [[no_licence(H100, "CN")]],
         rule_set=RESCINDED,
     ),
     Case(
