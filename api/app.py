@@ -16,10 +16,10 @@ from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
+from api.docs_ui import assets_router, swagger_plugin
 from api.problems import QuotaExceeded, Throttled, handle_exception
 from api.routes import ROUTES
 from api.services import Services, build_services
@@ -44,7 +44,7 @@ def openapi_config() -> OpenAPIConfig:
         description="The books for exported AI compute, in whole TPP units. "
         "Errors are RFC 9457 problem+json.",
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        render_plugins=[swagger_plugin()],
         components=Components(
             security_schemes={
                 "apiKey": SecurityScheme(type="http", scheme="bearer",
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         return services
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, assets_router()],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         middleware=[DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS)],
