@@ -68,6 +68,13 @@ class OperatorInfo:
     veu_type: str | None = None  # None | "UVEU" | "NVEU"
     veu_country: str | None = None  # for NVEU: the one country it is validated in
     footprint: Mapping[str, int] = field(default_factory=dict)  # declared pre-ledger TPP
+    # Headquarters country of its ultimate parent; None: it is its own parent (= hq_country).
+    parent_country: str | None = None
+
+    @property
+    def parent_hq(self) -> str:
+        """The ultimate parent's headquarters country (its own when it has no parent)."""
+        return self.parent_country or self.hq_country
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,18 @@ class ConsigneeInfo:
     country: str
     operator_id: str | None = None
     group_id: str | None = None
+    hq_country: str | None = None  # None: headquartered where it is (= country)
+    parent_country: str | None = None  # ultimate parent's HQ; None: same as its hq
+
+    @property
+    def hq(self) -> str:
+        """Its headquarters country (its location when not given)."""
+        return self.hq_country or self.country
+
+    @property
+    def parent_hq(self) -> str:
+        """Its ultimate parent's headquarters country (its own hq when not given)."""
+        return self.parent_country or self.hq
 
 
 @dataclass(frozen=True)
