@@ -224,3 +224,18 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = time_column()
     revoked_at: datetime | None = time_column(nullable=True)
+    expires_at: datetime | None = time_column(nullable=True)  # None: never expires
+
+
+class ApiKeyEvent(SQLModel, table=True):
+    """Who created or revoked which key, and when. Append-only (triggers refuse
+    UPDATE and DELETE); `actor` is the admin key id, or `cli:<user>` for the CLI."""
+
+    __tablename__ = "api_key_event"
+    __table_args__ = (sa.Index("ix_api_key_event_key", "key_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=40)
+    action: str = Field(max_length=16)  # created | revoked
+    actor: str = Field(max_length=64)
+    at: datetime = time_column()
