@@ -2,7 +2,9 @@
 
 Settings are read once (here, or passed in by tests); the engine, ledger,
 cache and throttle are built in the lifespan, on the loop that serves the
-requests, never at import (STACK_NOTES #6).
+requests, never at import: an engine built on another event loop fails there
+with "attached to a different loop" (Litestar's test client runs the app on its
+own loop).
 """
 
 from __future__ import annotations

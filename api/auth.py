@@ -1,6 +1,6 @@
 """Bearer API keys, roles and scopes.
 
-Roles, as API.md fixes them:
+Roles, as the API contract fixes them:
 - admin: everything;
 - vendor: reserve, commit, release and read its own reservations; read headroom;
 - operator: read headroom and history of its own operator id only;

@@ -2,7 +2,7 @@
 
 Regenerate after a deliberate contract change:
 
-    /work/venv/bin/python -m api.openapi > docs/openapi.json
+    .venv/bin/python -m api.openapi > docs/openapi.json
 
 tests/api/test_openapi.py fails when the served document and the copy differ.
 """

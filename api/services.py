@@ -59,5 +59,6 @@ def _namespace(database_url: str) -> str:
     return hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
-# How handlers ask for the services (an explicit, named dependency: STACK_NOTES #12).
+# How handlers ask for the services: an explicit, named dependency (Litestar 2.24+
+# deprecates implicit ones).
 ServicesDep = NamedDependency[Services]

@@ -1,7 +1,8 @@
 """API test wiring: the real app (lifespan and all) over a real database, one key per role.
 
 Requests go through Litestar's TestClient: real HTTP semantics into the ASGI
-app, which builds its own engine in its lifespan (STACK_NOTES #6).
+app, which builds its own engine in its lifespan (an engine built here would
+belong to another event loop and fail with "attached to a different loop").
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""EXAMPLES.md cases 1-8 through HTTP, with the exact numbers (SQLite and PostgreSQL)."""
+"""Worked cases 1-8 of docs/rules/ai-diffusion-2025.md through HTTP.
+
+With the exact numbers, on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 

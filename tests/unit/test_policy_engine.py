@@ -1,4 +1,4 @@
-"""The policy engine, scenario by scenario, with the exact numbers of EXAMPLES.md.
+"""The policy engine, scenario by scenario, with the exact numbers of docs/rules/ worked cases.
 
 Each scenario is: lines (decided in order), stored balances, time, rule set,
 and what each line must come to: a path, or the exact violations

@@ -22,7 +22,7 @@ DIFFUSION = load_rule_set("ai-diffusion-2025")
 RESCINDED = load_rule_set("post-rescission-2025")
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "ledger" / "policy" / "rulesets"
 
-# REGULATION.md's chip table, copied by hand: the file must say exactly this.
+# The chip catalog of docs/rules/README.md, copied by hand: the file must say exactly this.
 CHIP_TABLE = {
     "H100-SXM": 15_832,
     "H200-SXM": 15_832,
