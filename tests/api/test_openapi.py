@@ -3,7 +3,7 @@
 
 Regenerate the copy after a deliberate contract change:
 
-    /work/venv/bin/python -m api.openapi > docs/openapi.json
+    .venv/bin/python -m api.openapi > docs/openapi.json
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_served_spec_matches_checked_in_copy(sqlite_api: Api) -> None:
     served = sqlite_api.get("/schema/openapi.json", role=None).json()
     assert served == json.loads(CHECKED_IN.read_text()), (
         "the API contract changed: if deliberate, run "
-        "`/work/venv/bin/python -m api.openapi > docs/openapi.json`"
+        "`.venv/bin/python -m api.openapi > docs/openapi.json`"
     )
     assert sqlite_api.get("/schema", role=None).status_code == 200  # the docs UI
 
