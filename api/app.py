@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = build_services(settings, clock)
         app.state.services = services
+        if services.revocations is not None:  # serve once revocations reach this process
+            await services.revocations.wait_subscribed(timeout=2.0)
         jobs = None
         if settings.jobs_in_serve:  # the embedded default: the scheduler lives here
             from jobs.runner import start_in_process

@@ -48,14 +48,22 @@ class KeyAuthMiddleware(AbstractAuthenticationMiddleware):
         digest = hash_key(key)
         principal = services.principals.get(digest)
         if principal is None:
+            generation = services.principals.generation()
             principal = await anyio.to_thread.run_sync(authenticate, services.ledger.engine, key)
             if principal is None:
                 raise NotAuthorizedException("unknown or revoked API key")
-            services.principals.put(digest, principal)
+            services.principals.put(digest, principal, generation)
+        if principal.expires_at is not None and principal.expired(services.ledger.clock.now()):
+            raise NotAuthorizedException("this API key has expired")
         retry_after = await services.throttle.check(principal.key_id)
         if retry_after is not None:
             raise Throttled(retry_after)
         return AuthenticationResult(user=principal, auth=principal.key_id)
+
+
+def with_article(word: str) -> str:
+    """`an admin`, `an operator`, `a vendor`."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -74,7 +82,8 @@ def allow(*roles: str) -> Guard:
         principal = principal_of(connection)
         if principal.role not in roles:
             raise PermissionDeniedException(
-                f"a {principal.role} key may not do this (allowed: {', '.join(roles)})"
+                f"{with_article(principal.role)} key may not do this "
+                f"(allowed: {', '.join(roles)})"
             )
 
     return guard

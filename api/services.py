@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from litestar.di import NamedDependency
 
 from api.cache import HeadroomCache, build_headroom_cache
-from api.principals import PrincipalCache
+from api.principals import PrincipalCache, RevocationListener
 from api.throttle import Throttle
 from api.writes import LedgerWrites
 from ledger.bootstrap import open_ledger
@@ -28,8 +28,11 @@ class Services:
     headroom: HeadroomCache
     throttle: Throttle
     principals: PrincipalCache
+    revocations: RevocationListener | None = None  # with Redis: revoked keys pushed here
 
     async def close(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.close()
         self.writes.close()
         await self.throttle.close()
         self.ledger.engine.dispose()
@@ -43,6 +46,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                     namespace=_namespace(settings.database_url))
     # The cache hears of every commit, whoever made it (API, jobs, CLI in this process).
     ledger.on_commit(headroom.buckets_changed)
+    principals = PrincipalCache()
+    revocations = None
+    if settings.redis_url:
+        revocations = RevocationListener(settings.redis_url, principals)
+        revocations.start()
     return Services(
         settings=settings,
         ledger=ledger,
@@ -50,7 +58,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         writes=LedgerWrites(ledger, GroupCommitter(ledger)),
         headroom=headroom,
         throttle=Throttle(settings.rate_limit_per_minute, settings.redis_url),
-        principals=PrincipalCache(),
+        principals=principals,
+        revocations=revocations,
     )
 
 

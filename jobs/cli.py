@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.cli import EXTENSIONS, command
+from ledger.cli import EXTENSIONS, command, plural
 from ledger.settings import get_settings
 
 
@@ -82,8 +82,9 @@ def export_command(args: argparse.Namespace) -> int:
     with open(args.out, "wb") as out:
         summary = export_bundle(engine, args.since, out, SystemClock().now(),
                                 None if args.unsigned else settings.signing_key_path)
-    print(f"wrote {args.out}: {summary.entries} entries (seq {summary.first_seq}.."
-          f"{summary.last_seq}), {summary.checkpoints} signed checkpoints, "
+    print(f"wrote {args.out}: {plural(summary.entries, 'entry', 'entries')} "
+          f"{_seq_range(summary.first_seq, summary.last_seq)}, "
+          f"{plural(summary.checkpoints, 'signed checkpoint')}, "
           f"{'signed' if summary.signed else 'UNSIGNED'}")
     return 0
 
@@ -94,14 +95,28 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
     from jobs.bundle import BundleError, verify_bundle
 
     pinned = Path(args.public_key).read_text() if args.public_key else None
+    data = Path(args.file).read_bytes()
     try:
-        report = verify_bundle(Path(args.file).read_bytes(), pinned, args.allow_unsigned)
+        report = verify_bundle(data, pinned, args.allow_unsigned)
     except BundleError as err:
         print(f"bundle: BAD: {err}")
         return 1
-    print(f"bundle: ok: {report.entries} entries (seq {report.first_seq}..{report.last_seq}), "
-          f"{report.checkpoints} signed checkpoints, head {report.head}, key {report.key_id}")
+    counts = (f"{plural(report.entries, 'entry', 'entries')} "
+              f"{_seq_range(report.first_seq, report.last_seq)}, "
+              f"{plural(report.checkpoints, 'signed checkpoint')}, head {report.head}")
+    if report.key_id is None:
+        print(f"bundle: ok (UNSIGNED: hash chain and digest only, no signature checked): "
+              f"{counts}")
+    elif pinned:
+        print(f"bundle: ok: {counts}, signed by the pinned key {report.key_id}")
+    else:
+        print(f"bundle: ok (signature self-consistent only: signer not pinned; pass "
+              f"--public-key): {counts}, signed by key {report.key_id} named in the bundle")
     return 0
+
+
+def _seq_range(first: int | None, last: int | None) -> str:
+    return "(none)" if first is None else f"(seq {first}..{last})"
 
 
 @command("import-shipments")
@@ -110,6 +125,8 @@ def import_shipments_command(args: argparse.Namespace) -> int:
     from ledger.bootstrap import open_ledger
 
     settings = get_settings()
+    path = Path(args.file)
+    data = path.read_bytes()  # a missing file is an error before the database is opened
     ledger = open_ledger(settings)
     tty = sys.stderr.isatty()
 
@@ -118,9 +135,8 @@ def import_shipments_command(args: argparse.Namespace) -> int:
             print(f"\rimporting shipments: {done}/{total} rows", end="", file=sys.stderr,
                   flush=True)
 
-    path = Path(args.file)
     try:
-        summary = import_feed(ledger, path.read_bytes(), path.name, progress)
+        summary = import_feed(ledger, data, path.name, progress)
     except ShipmentFeedError as err:
         print(f"error: {path.name}: {err}; nothing imported", file=sys.stderr)
         return 2
@@ -130,8 +146,9 @@ def import_shipments_command(args: argparse.Namespace) -> int:
         print(f"{path.name}: already imported (import {summary.import_id}); nothing changed")
         return 0
     unshipped = check_unshipped(ledger, settings.shipment_deadline_days)
-    print(f"{path.name}: import {summary.import_id}: {summary.rows} rows, "
-          f"{summary.new_findings} new findings, {unshipped} new not_shipped findings")
+    print(f"{path.name}: import {summary.import_id}: {plural(summary.rows, 'row')}, "
+          f"{plural(summary.new_findings, 'new finding')}, "
+          f"{plural(unshipped, 'new not_shipped finding')}")
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import LedgerError
@@ -30,13 +31,15 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from ledger.bootstrap import open_engine
+    from ledger.bootstrap import open_engine, shown_url
 
     # The embedded default runs the scheduled jobs inside the server (jobs.runner);
     # LEDGER_JOBS_IN_SERVE=false leaves them to `ledger jobs`.
     os.environ.setdefault("LEDGER_JOBS_IN_SERVE", "true")
     get_settings.cache_clear()
-    open_engine(get_settings()).dispose()  # migrates an empty database before serving
+    settings = get_settings()
+    open_engine(settings, create=True).dispose()  # migrates an empty database before serving
+    print(f"database: {shown_url(settings.database_url)}", file=sys.stderr, flush=True)
     # The group-commit writer thread is busy Python; a shorter GIL switch interval
     # keeps the event loop answering while it works (default 5 ms).
     sys.setswitchinterval(0.0005)
@@ -56,10 +59,11 @@ def serve(args: argparse.Namespace) -> int:
 
 @command("migrate")
 def migrate(args: argparse.Namespace) -> int:
-    from ledger.bootstrap import open_engine
+    from ledger.bootstrap import open_engine, shown_url
 
-    open_engine(get_settings()).dispose()
-    print("schema is at head")
+    settings = get_settings()
+    open_engine(settings, create=True).dispose()
+    print(f"schema is at head: {shown_url(settings.database_url)}")
     return 0
 
 
@@ -82,16 +86,107 @@ def verify(args: argparse.Namespace) -> int:
 def keys(args: argparse.Namespace) -> int:
     from ledger.bootstrap import open_engine
     from ledger.clock import SystemClock
-    from ledger.keys import create_key
+    from ledger.keys import create_key, list_keys, revoke_key
 
+    now = SystemClock().now()
+    if args.keys_command == "create":
+        # Check the arguments before touching the database.
+        expires_at = _expiry(args, now)
+        engine = open_engine(get_settings())
+        print(create_key(engine, args.role, args.name, now, args.operator, expires_at))
+        return 0
     engine = open_engine(get_settings())
-    key = create_key(engine, args.role, args.name, SystemClock().now(), args.operator)
-    print(key)
+    if args.keys_command == "list":
+        rows, cursor = list_keys(engine, limit=500)
+        while cursor:
+            more, cursor = list_keys(engine, cursor, limit=500)
+            rows += more
+        _print_keys(rows, now)
+        return 0
+    view, changed = revoke_key(engine, args.key_id, now)
+    if changed:
+        print(f"{view['id']} revoked at {view['revoked_at']}")
+    else:
+        print(f"{view['id']} was already revoked at {view['revoked_at']}; nothing changed")
+    _announce(view["id"])  # again on a repeat, in case the first notice was lost
     return 0
+
+
+def _expiry(args: argparse.Namespace, now: datetime) -> datetime | None:
+    from ledger.errors import InvalidInput
+    from ledger.keys import parse_duration
+
+    if args.expires_in:
+        return now + parse_duration(args.expires_in)
+    if args.expires_at:
+        try:
+            at = datetime.fromisoformat(args.expires_at)
+        except ValueError:
+            raise InvalidInput(f"--expires-at {args.expires_at!r} is not an ISO 8601 time "
+                               "(e.g. 2026-03-01T00:00:00Z)", field="expires_at") from None
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return None
+
+
+def _print_keys(rows: list[dict[str, Any]], now: datetime) -> None:
+    from ledger.chain import format_time
+
+    if not rows:
+        print("no API keys")
+        return
+    header = ("id", "role", "operator", "name", "created", "revoked", "expires")
+    current = format_time(now)
+    table = [header] + [
+        (r["id"], r["role"], r["operator_id"] or "-", r["name"], r["created_at"],
+         r["revoked_at"] or "-",
+         (r["expires_at"] or "never")
+         + (" (expired)" if r["expires_at"] and r["expires_at"] <= current else ""))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+              .rstrip())
+
+
+def _announce(key_id: str) -> None:
+    """Tells the running API processes (through Redis) to drop the key now."""
+    from ledger.keys import announce_revocation
+
+    redis_url = get_settings().redis_url
+    if not redis_url:
+        print(f"no LEDGER_REDIS_URL: API processes without Redis refuse it within "
+              f"{SHORT_TTL_NOTE}, those with Redis within {LIVE_TTL_NOTE}", file=sys.stderr)
+        return
+    try:
+        reached, confirmed = announce_revocation(redis_url, key_id)
+    except Exception as exc:  # revoked all the same; say what was not done
+        print(f"warning: Redis unreachable ({type(exc).__name__}); API processes refuse "
+              f"it within {LIVE_TTL_NOTE}", file=sys.stderr)
+        return
+    if reached == 0:
+        print("no API process is listening on Redis; any running without it refuses the key "
+              f"within {SHORT_TTL_NOTE}", file=sys.stderr)
+    else:
+        print(f"{confirmed} of {plural(reached, 'API process', 'API processes')} confirmed "
+              "they refuse it", file=sys.stderr)
+
+
+# Kept in step with api.principals (SHORT_TTL_S, LIVE_TTL_S); ledger/ imports nothing
+# from api/.
+SHORT_TTL_NOTE = "5 s"
+LIVE_TTL_NOTE = "30 s"
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`, `0 signed checkpoints`."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger", description="The TPP quota ledger.")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an unexpected failure, show the full traceback")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="migrate an empty database, then serve HTTP")
@@ -111,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=["admin", "vendor", "operator", "auditor"])
     create.add_argument("--name", required=True)
     create.add_argument("--operator", default=None, help="operator id (operator keys only)")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in", default=None, metavar="DURATION",
+                        help="refuse the key after this long: 90d, 12h, 30m, 2w")
+    expiry.add_argument("--expires-at", default=None, metavar="TIME",
+                        help="refuse the key from this instant (ISO 8601; UTC if no zone)")
+    keys_sub.add_parser("list", help="list keys: id, role, operator, name, created, "
+                        "revoked, expires")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key: refused from now on")
+    revoke.add_argument("key_id")
 
     for extend in EXTENSIONS:
         extend(sub)
@@ -134,13 +238,51 @@ def _load_extensions() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command. Every failure is one `error: ...` line on stderr and a
+    non-zero exit (2: the request or the setup is wrong; 1: something failed)."""
     _load_extensions()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except LedgerError as err:
-        print(f"error: {err.detail}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a command never ends in a traceback
+        if args.traceback:
+            raise
+        message, code = describe_failure(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """One line for people, and the exit code, for any failure of a command."""
+    import sqlalchemy as sa
+    from pydantic import ValidationError
+
+    from ledger.bootstrap import first_line, shown_url
+    from ledger.policy.ruleset import RuleSetError
+
+    if isinstance(exc, LedgerError):
+        return exc.detail, 2
+    if isinstance(exc, RuleSetError):
+        return f"rule set {exc}", 2
+    if isinstance(exc, ValidationError):
+        problem = exc.errors()[0]
+        where = "_".join(str(part) for part in problem["loc"]).upper()
+        return f"setting LEDGER_{where}: {problem['msg']}", 2
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or first_line(exc)}", 2
+    if isinstance(exc, sa.exc.DBAPIError):
+        url = shown_url(get_settings().database_url)
+        what = ("cannot reach the database" if isinstance(exc, sa.exc.OperationalError)
+                else "the database refused a statement")
+        return f"{what} at {url}: {first_line(exc.orig or exc)}", 1
+    if isinstance(exc, OSError):
+        return first_line(exc), 1
+    return (f"unexpected {type(exc).__name__}: {first_line(exc)} "
+            "(run with --traceback for details)", 1)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, batch, headroom, health, history, jobs
+from api.routes import audit, batch, headroom, health, history, jobs, keys
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -23,4 +23,6 @@ ROUTES: list[Any] = [
     audit.verify,
     jobs.job_runs,
     jobs.findings,
+    keys.keys,
+    keys.revoke,
 ]

@@ -125,7 +125,7 @@ def test_import_shipments_cli_twice(ledger: Ledger, committed: dict[str, str], t
     get_settings.cache_clear()
     try:
         assert main(["import-shipments", str(feed)]) == 0
-        assert "1 rows, 0 new findings" in capsys.readouterr().out
+        assert "1 row, 0 new findings" in capsys.readouterr().out
         assert main(["import-shipments", str(feed)]) == 0
         assert "already imported" in capsys.readouterr().out
     finally:
