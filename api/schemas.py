@@ -100,6 +100,21 @@ class LicenseOut(Struct):
     updated_at: datetime
 
 
+class OperatorsOut(Struct):
+    items: list[OperatorOut]
+    next_cursor: str | None
+
+
+class ConsigneesOut(Struct):
+    items: list[ConsigneeOut]
+    next_cursor: str | None
+
+
+class LicensesOut(Struct):
+    items: list[LicenseOut]
+    next_cursor: str | None
+
+
 class ChipOut(Struct):
     model: str
     name: str
@@ -153,6 +168,11 @@ class ReservationOut(Struct):
     rule_set_version: str
     tpp: int
     lines: list[LineOut]
+
+
+class ReservationsOut(Struct):
+    items: list[ReservationOut]
+    next_cursor: str | None
 
 
 class ViolationOut(Struct):

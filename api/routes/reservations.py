@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.auth import ADMIN, AUDITOR, VENDOR, allow, principal_of, require_owner
@@ -17,14 +18,16 @@ from api.schemas import (
     DrawOut,
     EvaluateOut,
     ReservationOut,
+    ReservationsOut,
     ReserveIn,
     ReverseIn,
     ViolationOut,
     to_struct,
 )
 from api.services import Services, ServicesDep
-from api.wire import problem_responses, strict_body
+from api.wire import problem_responses, strict_body, utc_time
 from ledger.errors import NotFound
+from ledger.listing import DEFAULT_PAGE, MAX_PAGE, Listing, Page, ReservationFilter
 from ledger.reference import ID_PATTERN
 from ledger.views import LineInput, ReservationView, ReserveCommand
 
@@ -100,6 +103,33 @@ class ReservationController(Controller):
         await self._find(services, reservation_id)
         actor = principal_of(request).key_id
         return _out(await services.writes.reverse(reservation_id, actor, data.reason))
+
+    @get("/reservations", guards=[allow(ADMIN, AUDITOR, VENDOR)],
+         responses=problem_responses(403, 422))
+    async def list_reservations(
+        self,
+        request: Request,
+        services: ServicesDep,
+        status: Annotated[str | None, QueryParameter(
+            description="held | committed | released | expired (as a single GET reads it)"
+        )] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    ) -> ReservationsOut:
+        """Reservations oldest first, by creation time then id, each as the single GET
+        shows it; `since` <= created_at <= `until`. A vendor lists its own; admins and
+        auditors all. Pass `next_cursor` back as `cursor`; null means the end."""
+        principal = principal_of(request)
+        filt = ReservationFilter(
+            owner=principal.key_id if principal.role == VENDOR else None,
+            status=status, since=utc_time(since, "since"), until=utc_time(until, "until"),
+        )
+        listing = Listing(services.reader.engine, services.ledger.clock.now)
+        page: Page = await anyio.to_thread.run_sync(listing.reservations, filt, cursor, limit)
+        return to_struct({"items": page.items, "next_cursor": page.next_cursor},
+                         ReservationsOut)
 
     @get("/reservations/{reservation_id:str}", guards=[allow(ADMIN, AUDITOR, VENDOR)],
          responses=problem_responses(403, 404))

@@ -68,6 +68,9 @@ class Operator(SQLModel, table=True):
 
 
 class Consignee(SQLModel, table=True):
+    # An operator's own consignees, in id order (operator-scoped lists).
+    __table_args__ = (sa.Index("ix_consignee_operator_id", "operator_id", "id"),)
+
     id: str = Field(primary_key=True, max_length=64)
     name: str
     country: str = Field(max_length=2)
@@ -77,6 +80,9 @@ class Consignee(SQLModel, table=True):
 
 
 class License(SQLModel, table=True):
+    # Licences naming a consignee, in id order (operator-scoped lists).
+    __table_args__ = (sa.Index("ix_license_consignee_id", "consignee_id", "id"),)
+
     id: str = Field(primary_key=True, max_length=64)
     country: str = Field(max_length=2)
     consignee_id: str | None = Field(default=None, max_length=64)
@@ -106,8 +112,14 @@ class Bucket(SQLModel, table=True):
 
 
 class Reservation(SQLModel, table=True):
+    # Pages of GET /v1/reservations, all or one vendor's, in (created_at, id) order.
+    __table_args__ = (
+        sa.Index("ix_reservation_created_id", "created_at", "id"),
+        sa.Index("ix_reservation_owner_created_id", "owner", "created_at", "id"),
+    )
+
     id: str = Field(primary_key=True, max_length=40)
-    owner: str = Field(max_length=64, index=True)  # the API key id (or actor) that made it
+    owner: str = Field(max_length=64)  # the API key id (or actor) that made it
     status: str = Field(max_length=16)  # held | committed | released | expired
     created_at: datetime = time_column()
     expires_at: datetime = time_column(index=True)

@@ -18,8 +18,9 @@ def test_operator_put_is_create_or_replace(api: Api) -> None:
     assert api.put("/v1/operators/g42", body).json() == first.json()
     replaced = api.put("/v1/operators/g42", {"name": "G42", "hq_country": "AE", "veu": None})
     assert replaced.json()["veu"] is None and replaced.json()["footprint"] == {}
-    for role in ("vendor", "operator", "auditor"):
+    for role in ("vendor", "auditor"):
         assert api.get("/v1/operators/g42", role=role).json()["name"] == "G42"
+    assert api.get("/v1/operators/g42", role="operator").status_code == 403  # op1's key
     uveu = api.put("/v1/operators/big", {"name": "B", "hq_country": "US", "veu": {"type": "UVEU"}})
     assert uveu.json()["veu"] == {"type": "UVEU", "country": None}
 

@@ -11,6 +11,8 @@ from tests.api.conftest import Api, line, seed_consignee, seed_operator
 OP = {"name": "x", "hq_country": "US", "veu": None}
 CONS = {"name": "x", "country": "AE", "operator_id": "op1"}
 LIC = {"country": "AE", "tpp": 5, "valid_from": "2025-01-01", "valid_to": "2025-12-31"}
+# lic1 names ae-1, a consignee of op1: the operator key (op1's) reads it.
+OWN_LIC = dict(LIC, consignee_id="ae-1")
 RES = {"lines": [line("AE", "ae-1")], "hold_seconds": 60}
 ALL = {"admin", "vendor", "operator", "auditor"}
 
@@ -22,9 +24,13 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/operators/op1", None, ALL),
     ("GET", "/v1/consignees/ae-1", None, ALL),
     ("GET", "/v1/licenses/lic1", None, ALL),
+    ("GET", "/v1/operators", None, ALL),
+    ("GET", "/v1/consignees", None, ALL),
+    ("GET", "/v1/licenses", None, ALL),
     ("GET", "/v1/chips", None, ALL),
     ("GET", "/v1/policy", None, ALL),
     ("POST", "/v1/reservations", RES, {"admin", "vendor"}),
+    ("GET", "/v1/reservations", None, {"admin", "vendor", "auditor"}),
     ("GET", "/v1/reservations/{rid}", None, {"admin", "vendor", "auditor"}),
     ("POST", "/v1/reservations/{rid}/commit", None, {"admin", "vendor"}),
     ("POST", "/v1/reservations/{rid}/release", None, {"admin", "vendor"}),
@@ -43,7 +49,7 @@ def world(sqlite_api: Api) -> Api:
     api = sqlite_api
     seed_operator(api)
     seed_consignee(api, "ae-1", "AE")
-    assert api.put("/v1/licenses/lic1", LIC).status_code == 200
+    assert api.put("/v1/licenses/lic1", OWN_LIC).status_code == 200
     return api
 
 
