@@ -1,7 +1,8 @@
 """The policy: rule sets as data and the pure engine that decides lines against them.
 
 Import from here; the submodules are an implementation detail except for
-`types` (the vocabulary shared with the ledger service).
+`types` (the vocabulary shared with the ledger service) and `caps`
+(`bucket_cap`, the cap of a stored bucket at an instant).
 """
 
 from ledger.policy.buckets import (
@@ -10,16 +11,18 @@ from ledger.policy.buckets import (
     footprint_from_balances,
     license_bucket,
     lpp_bucket,
+    lpp_period,
     nveu_bucket,
 )
+from ledger.policy.caps import bucket_cap
+from ledger.policy.conditions import uveu_eligibility_errors
 from ledger.policy.engine import (
     PolicyInputError,
     country_tier,
     evaluate,
-    headroom_buckets,
-    headroom_needs,
     needs,
 )
+from ledger.policy.headroom import headroom_buckets, headroom_needs
 from ledger.policy.ruleset import (
     Chip,
     RuleSet,
@@ -31,6 +34,10 @@ from ledger.policy.ruleset import (
     utc_date,
 )
 
+operator_eligibility_errors = uveu_eligibility_errors
+"""Why an operator cannot be registered as it is (AID-4: a UVEU headquartered outside
+Tier 1); the API answers 422 with these. Empty when it can."""
+
 __all__ = [
     "Chip",
     "PolicyInputError",
@@ -38,6 +45,7 @@ __all__ = [
     "RuleSetError",
     "UnknownCountryError",
     "allocation_bucket",
+    "bucket_cap",
     "builtin_rule_sets",
     "country_tier",
     "evaluate",
@@ -48,8 +56,10 @@ __all__ = [
     "license_bucket",
     "load_rule_set",
     "lpp_bucket",
+    "lpp_period",
     "needs",
     "nveu_bucket",
+    "operator_eligibility_errors",
     "parse_rule_set",
     "utc_date",
 ]

@@ -1,7 +1,9 @@
-"""Bucket identities: the one place that decides what (kind, key, period) a quota has.
+"""Bucket identities of the built-in kinds, for callers outside the engine.
 
-The service stores balances under exactly these keys, so any change here is
-a data migration, not a refactor.
+The identities themselves are worked out in `quotas` (one place); these
+functions ask it, so the ledger's LPP-year lookup, replay and tests name the
+same buckets the decision draws on. Stored balances live under these keys,
+so any change is a data migration, not a refactor.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from ledger.policy.ruleset import RuleSet
+from ledger.policy.conditions import Facts
+from ledger.policy.model import RuleSet
+from ledger.policy.quotas import bucket_of, period_bounds
 from ledger.policy.types import (
     COUNTRY_ALLOCATION,
     FOOTPRINT,
@@ -23,28 +27,40 @@ from ledger.policy.types import (
 )
 
 
-def allocation_bucket(rule_set: RuleSet, country: str) -> BucketKey:
-    """A Tier 2 country's allocation over the rule set's window (period "2025-2027")."""
-    return BucketKey(
-        COUNTRY_ALLOCATION, key=country, period=rule_set.allocation_period(), country=country
-    )
+def allocation_bucket(rule_set: RuleSet, country: str, on: date | None = None) -> BucketKey:
+    """A country's allocation bucket (period: its window's years, e.g. "2025-2027").
+
+    Raises LookupError when the rule set has no country allocation.
+    """
+    found = rule_set.quota_of_kind(COUNTRY_ALLOCATION)
+    if found is None:
+        raise LookupError(f"rule set {rule_set.name} has no country allocation")
+    day = on or rule_set.effective_from
+    bucket = bucket_of(found[1], Facts(country, day, None, None))
+    assert bucket is not None  # a country-scoped quota always has a bucket
+    return bucket
 
 
 def lpp_bucket(rule_set: RuleSet, consignee: ConsigneeInfo, on: date) -> BucketKey:
-    """The low-volume exemption of `consignee` (or of its group) for the calendar year of `on`.
+    """The low-volume exemption of `consignee` (or of its group) for the period of `on`.
 
-    With aggregation on, affiliates share one bucket "group:<group_id>"; a
-    consignee without a group (or with aggregation off) has "consignee:<id>".
+    With group aggregation (scope "consignee_group"), affiliates share one bucket
+    "group:<group_id>"; a consignee without a group (or a rule set that does not
+    aggregate, or has no LPP) has "consignee:<id>" for the calendar year.
     """
-    lpp = rule_set.lpp
-    aggregate = lpp is not None and lpp.aggregate_groups
-    if aggregate and consignee.group_id:
-        key = f"group:{consignee.group_id}"
-    else:
-        key = f"consignee:{consignee.id}"
-    # No country scope: one group's affiliates may sit in different countries
-    # and must still share the one bucket.
-    return BucketKey(LPP, key=key, period=str(on.year))
+    found = rule_set.quota_of_kind(LPP)
+    if found is None:
+        return BucketKey(LPP, key=f"consignee:{consignee.id}", period=str(on.year))
+    bucket = bucket_of(found[1], Facts(consignee.country, on, None, consignee))
+    assert bucket is not None  # a consignee-scoped quota with a consignee has a bucket
+    return bucket
+
+
+def lpp_period(rule_set: RuleSet, on: date) -> tuple[date, date] | None:
+    """[start, end) of the LPP period containing `on` (the calendar year in AID-7); None
+    when the rule set has no LPP. The ledger's "received this year" lookup uses this."""
+    found = rule_set.quota_of_kind(LPP)
+    return None if found is None else period_bounds(found[1], on)
 
 
 def nveu_bucket(operator_id: str, country: str) -> BucketKey:

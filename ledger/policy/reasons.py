@@ -2,9 +2,9 @@
 says in one sentence why, for the person reading a denial.
 
 `constraint` is a bucket kind when a cap binds (lpp, country_allocation, nveu,
-uveu, license), or a rule: tier3 (no export at all), license_required (no
-licence was given where one is needed). A line that only lacks a licence is
-never reported as a cap that overflowed.
+uveu, license), or a rule: tier3 (no export at all), prohibited (presumption of
+denial), license_required (no licence was given where one is needed). A line
+that only lacks a licence is never reported as a cap that overflowed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from ledger.policy.types import (
     LICENSE_REQUIRED,
     LPP,
     NVEU,
-    TIER3,
     UVEU,
     Violation,
 )
@@ -29,9 +28,11 @@ _BUCKET_NAMES = {
 
 
 def cap_exceeded(rule: str, line: int, kind: str, key: str, cap: int, used: int,
-                 requested: int) -> Violation:
-    """A cap that binds: `used` + `requested` would exceed `cap`."""
-    name = _BUCKET_NAMES.get(kind, kind + " {key}").format(key=key)
+                 requested: int, title: str | None = None) -> Violation:
+    """A cap that binds: `used` + `requested` would exceed `cap` (`title`: the quota's name
+    in words when the rule set gives one)."""
+    name = (title + " of {key}" if title else _BUCKET_NAMES.get(kind, kind + " {key}")).format(
+        key=key)
     left = max(0, cap - used)
     reason = (f"the {name} has {left:,} TPP left of {cap:,} "
               f"({used:,} used); the line asks for {requested:,}")
@@ -67,7 +68,13 @@ def licence_required(rule: str, line: int, key: str, requested: int, why: str) -
                      f"a licence is required: {why}; none was given")
 
 
-def tier3_denied(line: int, country: str, role: str, requested: int) -> Violation:
-    """No export is permitted: a party is in (or headquartered in) a Tier 3 country."""
-    return Violation(line, TIER3, country, 0, 0, requested, TIER3,
-                     f"{role} {country} is Tier 3: no export is permitted")
+def prohibited(rule: str, line: int, constraint: str, key: str, requested: int,
+               why: str) -> Violation:
+    """No export is permitted (`tier3`) or there is a presumption of denial (`prohibited`)."""
+    return Violation(line, constraint, key, 0, 0, requested, rule, why)
+
+
+def not_permitted(line: int, destination: str, requested: int) -> Violation:
+    """No step of the rule set allowed the line and none named a failure."""
+    return Violation(line, "prohibited", destination, 0, 0, requested, "",
+                     "no step of the rule set permits this line")

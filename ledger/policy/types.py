@@ -24,7 +24,8 @@ BUCKET_KINDS = (COUNTRY_ALLOCATION, LPP, NVEU, LICENSE, FOOTPRINT)
 UVEU = "uveu"
 TIER3 = "tier3"
 LICENSE_REQUIRED = "license_required"
-RULE_CONSTRAINTS = frozenset({TIER3, LICENSE_REQUIRED})
+PROHIBITED = "prohibited"  # a presumption of denial (e.g. USC-7 above the thresholds)
+RULE_CONSTRAINTS = frozenset({TIER3, LICENSE_REQUIRED, PROHIBITED})
 
 # Authorization paths a line can take.
 PATH_TIER1 = "tier1"
@@ -116,6 +117,7 @@ class LineRequest:
     consignee: ConsigneeInfo
     tpp: int
     license: LicenseInfo | None = None
+    chip: str | None = None  # catalog id when the line named a chip; None for raw TPP
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""UVEU footprint ratios: the one place their arithmetic lives.
+"""UVEU footprint ratios (AID-4): the one place their arithmetic lives.
+
+The percentages and who may be a UVEU are data ([uveu] in the rule-set file);
+"Tier 1" and "Tier 2" here are the rule set's display tiers (`RuleSet.tier`).
 
 A footprint is TPP per country (committed + unexpired holds + what the
 operator declared before the ledger + earlier lines of the same request).
-All comparisons are the cross-multiplied integer forms of REGULATION.md, so
+All comparisons are cross-multiplied integer forms, so
 no division decides anything; divisions only report caps, rounded down.
 """
 
@@ -11,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from ledger.policy.model import RuleSet
 from ledger.policy.reasons import uveu_share_exceeded, uveu_share_too_small
-from ledger.policy.ruleset import RuleSet
-from ledger.policy.schema import UveuSpec
+from ledger.policy.schema_rules import UveuSpec
 from ledger.policy.types import OperatorInfo, Violation
 
 TIER1_SHARE = "tier1"

@@ -399,7 +399,12 @@ CASES = [
         {**US_1E9, **full(SG_ALLOC, ALLOCATION_CAP)},
     ),
     # Tier 1 and Tier 3 ---------------------------------------------------------------
-    Case("tier1 destination, no cap", [line("JP", 10**12)], ["tier1"]),
+    Case("tier1 destination, no cap", [line("JP", 10**12, operator("us-op", "US"))], ["tier1"]),
+    Case(
+        "AIA needs parties headquartered in Tier 1: an SG operator to JP is decided as Tier 2",
+        [line("JP", 10**12)],
+        [[("lpp", "consignee:jp-lab", LPP_CAP, 0, 10**12), no_licence(10**12, "JP")]],
+    ),
     *(
         Case(f"tier3 destination {code}", [line(code, H100)], [[("tier3", code, 0, 0, H100)]])
         for code in ["CN", "MO", "RU", "IR", "KP", "HK"]
@@ -447,9 +452,10 @@ CASES = [
         rule_set=RESCINDED,
     ),
     Case(
-        "post-rescission: NVEU and UVEU have no caps",
-        [line("AE", 10**12, G42, AE_LAB), line("SG", 10**12, HYPER)],
-        ["tier1", "tier1"],
+        "post-rescission: NVEU and UVEU have no caps (AE needs a licence: D:4, PRS-2)",
+        [line("AE", 10**12, G42, AE_LAB, licence("L-AE", "AE", 10**12)),
+         line("SG", 10**12, HYPER)],
+        ["license", "tier1"],
         rule_set=RESCINDED,
     ),
     Case(
@@ -477,9 +483,9 @@ CASES = [
         rule_set=RESCINDED,
     ),
     Case(
-        "post-rescission: Cambodia after leaving D:5 needs none",
+        "post-rescission: Cambodia after leaving D:5 stays in D:1 (PRS-2)",
         [line("KH", H100)],
-        ["tier1"],
+        [[no_licence(H100, "KH")]],
         at=datetime(2026, 2, 1, tzinfo=UTC),
         rule_set=RESCINDED,
     ),
@@ -515,7 +521,8 @@ def test_nveu_draw_cap_follows_the_date() -> None:
 
 
 def test_every_allowed_line_draws_its_footprint() -> None:
-    decision = decide([line("JP", 5), line("SG", 7, HYPER), line("CN", 1)], US_1E9)
+    us_op = operator("op", "US")
+    decision = decide([line("JP", 5, us_op), line("SG", 7, HYPER), line("CN", 1)], US_1E9)
     assert decision.lines[0].draws == (Draw(footprint_bucket("op", "JP"), 5, None),)
     assert decision.lines[1].draws == (Draw(footprint_bucket("hyper", "SG"), 7, None),)
     assert decision.lines[2].draws == ()
@@ -528,7 +535,9 @@ def test_every_allowed_line_draws_its_footprint() -> None:
 def _aggregation_off(tmp_path: Path) -> RuleSet:
     src = Path(__file__).resolve().parents[2] / "ledger/policy/rulesets/ai-diffusion-2025.toml"
     path = tmp_path / "no-groups.toml"
-    path.write_text(src.read_text().replace("aggregate_groups = true", "aggregate_groups = false"))
+    text = src.read_text()
+    assert 'scope = "consignee_group"' in text
+    path.write_text(text.replace('scope = "consignee_group"', 'scope = "consignee"'))
     return load_rule_set(str(path))
 
 
@@ -545,7 +554,9 @@ def _with_g2g(tmp_path: Path) -> RuleSet:
     src = Path(__file__).resolve().parents[2] / "ledger/policy/rulesets/ai-diffusion-2025.toml"
     path = tmp_path / "g2g.toml"
     path.write_text(
-        src.read_text().replace("[country_flags]", "[country_flags]\nAE = { g2g = true }")
+        src.read_text()
+        + '\n[[groups.g2g.members]]\ncountries = ["AE"]\n'
+        'provenance = { source = "test", date = 2025-01-01, status = "reported" }\n'
     )
     return load_rule_set(str(path))
 
@@ -594,21 +605,21 @@ def test_country_tier() -> None:
 def test_needs_names_every_bucket_a_line_might_use() -> None:
     lic = licence("L-AE", "AE")
     result = needs(DIFFUSION, [line("AE", H100, G42, AE_LAB, lic), line("SG", 1, HYPER)], AT)
+    # A UVEU line can only take the UVEU step (AID-4), so it needs its footprint only.
     assert result.buckets == {
         BucketKey(COUNTRY_ALLOCATION, "AE", "2025-2027", country="AE"),
         BucketKey(LPP, "consignee:ae-lab", "2026"),
         BucketKey(NVEU, "g42:AE", "all", operator_id="g42", country="AE"),
         BucketKey(LICENSE, "L-AE", "all", country="AE"),
         BucketKey(FOOTPRINT, "g42:AE", "all", operator_id="g42", country="AE"),
-        SG_ALLOC,
-        BucketKey(LPP, "consignee:sg-lab", "2026"),
         BucketKey(FOOTPRINT, "hyper:SG", "all", operator_id="hyper", country="SG"),
     }
     assert result.footprint_of == {"hyper"}
 
 
 def test_needs_for_tier1_and_post_rescission() -> None:
-    assert needs(DIFFUSION, [line("JP", 1)], AT).buckets == {footprint_bucket("op", "JP")}
+    us_op = operator("op", "US")
+    assert needs(DIFFUSION, [line("JP", 1, us_op)], AT).buckets == {footprint_bucket("op", "JP")}
     rescinded = needs(RESCINDED, [line("SG", 1, HYPER, lic=licence())], AT)
     assert rescinded.buckets == {footprint_bucket("hyper", "SG"), license_bucket(licence())}
     assert rescinded.footprint_of == frozenset()

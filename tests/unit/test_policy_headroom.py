@@ -82,8 +82,8 @@ def test_nveu_entry_for_its_own_country_only() -> None:
 def test_uveu_shares_for_a_tier2_country() -> None:
     hyper = uveu("hyper", "US")
     entries = headroom_buckets(DIFFUSION, "SG", hyper, None, [], AT, footprint={"US": 10**9})
+    # A UVEU line draws no allocation and no LPP (AID-4): only its ratios bind.
     assert _summary(entries) == [
-        ("country_allocation", "SG", 790_000_000),
         ("uveu", "SG", 75_268_817),  # example 4
         ("uveu", "tier1", 333_333_333),
         ("uveu", "US", 1_000_000_000),
@@ -120,7 +120,7 @@ def test_uveu_example_5_us_share_for_a_tier1_country() -> None:
 def test_uveu_broken_ratio_shows_no_room() -> None:
     hyper = uveu("hyper", "US")
     entries = headroom_buckets(DIFFUSION, "SG", hyper, None, [], AT, footprint={"SG": 500})
-    assert _summary(entries)[1:] == [
+    assert _summary(entries) == [
         ("uveu", "SG", 500),
         ("uveu", "tier1", 500),
         ("uveu", "US", 500),
@@ -151,12 +151,15 @@ def test_headroom_needs_matches_headroom_buckets() -> None:
     cons = consignee("a1", "SG", group="g")
     needed = headroom_needs(DIFFUSION, "SG", hyper, cons, [lic], AT)
     assert needed.buckets == {
-        SG_ALLOC,
-        BucketKey(LPP, "group:g", "2026"),
-        BucketKey(LICENSE, "L", "all", country="SG"),
         BucketKey("footprint", "hyper:SG", "all", operator_id="hyper", country="SG"),
     }
     assert needed.footprint_of == {"hyper"}
+    plain = headroom_needs(DIFFUSION, "SG", operator("op", "SG"), cons, [lic], AT)
+    assert plain.buckets == {
+        SG_ALLOC,
+        BucketKey(LPP, "group:g", "2026"),
+        BucketKey(LICENSE, "L", "all", country="SG"),
+    }
     assert headroom_needs(DIFFUSION, "SG", None, None, [], AT).footprint_of == frozenset()
 
 
