@@ -12,7 +12,14 @@ from datetime import UTC, date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.policy import evaluate, footprint_from_balances, load_rule_set, needs
+from ledger.policy import (
+    bucket_cap,
+    evaluate,
+    footprint_from_balances,
+    headroom_buckets,
+    load_rule_set,
+    needs,
+)
 from ledger.policy.types import (
     FOOTPRINT,
     Balance,
@@ -196,3 +203,81 @@ def test_evaluate_is_deterministic_and_reads_only_needed_buckets(
     for line_decision in first.lines:
         for d in line_decision.draws:
             assert d.bucket in wanted.buckets
+
+
+# One model: the decision, needs, headroom and bucket_cap agree --------------------------------
+ALL_SETS = [*RULE_SETS, load_rule_set("us-controls-2026")]
+CHIPS = [None, "H100-SXM", "H200-SXM", "H20", "B200", "GB200"]
+PARTY_HQ = [None, "US", "SG", "IN", "CN", "KH", "GB"]
+CONSISTENCY_COUNTRIES = [*COUNTRIES, "SA", "IN", "IL", "DE"]
+
+
+@st.composite
+def single_line_queries(draw: st.DrawFn) -> tuple[int, LineRequest, datetime,
+                                                   dict[BucketKey, Balance]]:
+    """A rule set, one fully described line (parties with HQ and parents, chip, licence),
+    a date (around every dated change) and stored balances of its buckets."""
+    rule_index = draw(st.integers(0, len(ALL_SETS) - 1))
+    country = draw(st.sampled_from(CONSISTENCY_COUNTRIES))
+    base = draw(st.sampled_from(OPERATORS))
+    operator = OperatorInfo(base.id, base.hq_country, base.veu_type, base.veu_country,
+                            base.footprint, draw(st.sampled_from(PARTY_HQ)))
+    consignee = ConsigneeInfo(f"{country}-1", country, None,
+                              draw(st.sampled_from([None, "grp"])),
+                              draw(st.sampled_from(PARTY_HQ)), draw(st.sampled_from(PARTY_HQ)))
+    chip = draw(st.sampled_from(CHIPS))
+    rule_set = ALL_SETS[rule_index]
+    per_chip = rule_set.chip_tpp(chip) if chip else 1
+    tpp = draw(st.integers(1, 2000)) * (per_chip or 1) if chip else draw(tpps)
+    day = draw(st.one_of(dates, st.sampled_from(
+        [date(2026, 1, 31), date(2026, 2, 1), date(2026, 7, 9), date(2026, 7, 10),
+         date(2027, 12, 31), date(2028, 1, 1)])))
+    at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    request = LineRequest(country, operator, consignee, tpp, draw(licences(country, consignee.id)),
+                          chip)
+    balances = {
+        bucket: Balance(draw(tpps), 0)
+        for bucket in sorted(needs(rule_set, [request], at).buckets)
+        if draw(st.booleans())
+    }
+    return rule_index, request, at, balances
+
+
+@settings(max_examples=500, deadline=None)
+@given(single_line_queries())
+def test_decision_needs_headroom_and_bucket_cap_agree(
+    query: tuple[int, LineRequest, datetime, dict[BucketKey, Balance]],
+) -> None:
+    """The same caps and the same applicable buckets, whichever question is asked.
+
+    - every bucket a decision draws on is in `needs`, and its cap is `bucket_cap`'s;
+    - every capped bucket a decision draws on (or names in a violation) is listed by
+      headroom for the same parties and licence, with the same cap;
+    - every bucket headroom lists is one `needs` would load for such a line;
+    - every bucket cap headroom shows is `bucket_cap`'s (UVEU shares aside: their caps are
+      ratios over the footprint, not a stored cap).
+    """
+    rule_index, request, at, balances = query
+    rule_set = ALL_SETS[rule_index]
+    licence_tpp = {} if request.license is None else {request.license.id: request.license.tpp}
+    [decided] = evaluate(rule_set, [request], at, balances).lines
+    wanted = needs(rule_set, [request], at).buckets
+    listed = headroom_buckets(rule_set, request.destination_country, request.operator,
+                              request.consignee,
+                              [] if request.license is None else [request.license], at)
+    shown = {e.bucket: e.cap for e in listed if e.kind != "uveu"}
+    for entry in listed:
+        if entry.kind == "uveu":
+            continue
+        assert entry.bucket in wanted, entry
+        assert entry.cap == bucket_cap(rule_set, entry.bucket, at, licence_tpp), entry
+    for d in decided.draws:
+        assert d.bucket in wanted
+        assert d.cap == bucket_cap(rule_set, d.bucket, at, licence_tpp), d
+        if d.cap is not None:
+            assert shown.get(d.bucket) == d.cap, (d, listed)
+    for v in decided.violations:
+        if v.constraint in ("lpp", "nveu", "country_allocation"):
+            [bucket] = [b for b in wanted if b.kind == v.constraint and b.key == v.key]
+            assert bucket_cap(rule_set, bucket, at, licence_tpp) == v.cap
+            assert shown.get(bucket) == v.cap, (v, listed)
