@@ -218,6 +218,7 @@ class LineResolver:
             consignee=consignee_info(consignee),
             tpp=tpp,
             license=license_,
+            chip=line.chip,  # the policy tests chip attributes (USC-7)
         )
 
     def _line_tpp(self, f: str, line: LineInput) -> int:

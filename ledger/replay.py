@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -202,6 +202,9 @@ def _replay_reservation(
     except InvalidInput:
         report.unresolvable += 1
         return
+    # Resolved from the recorded TPP, so the line keeps its recorded amount even if the
+    # catalog changed; the chip still goes along, for rules on chip attributes (USC-7).
+    lines = [replace(request, chip=r.chip) for request, r in zip(lines, rows, strict=True)]
     needs = policy.needs(rule_set, lines, at)
     decision: Decision = policy.evaluate(
         rule_set, lines, at, book.balances(needs.buckets, needs.footprint_of)
