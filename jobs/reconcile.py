@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from jobs.cache_rebuild import invalidate_all
 from jobs.context import JobContext, JobResult
 from jobs.records import record_finding
-from ledger.audit import ENTRY_EFFECT
+from ledger.books import fold, pairs
 from ledger.store.models import Bucket, ChainHead, Entry
 
 ENTRY = Entry.__table__  # type: ignore[attr-defined]
@@ -42,22 +42,15 @@ def snapshot(engine: sa.Engine) -> tuple[int, Balances, Balances]:
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     with conn, Session(bind=conn) as session:
         head = int(session.execute(sa.select(CHAIN_HEAD.c.seq)).scalar_one())
-        totals: dict[Key, list[int]] = {}
-        rows = session.execute(
+        truth = pairs(fold(session.execute(
             sa.select(ENTRY.c.kind, ENTRY.c.draws).where(ENTRY.c.seq <= head)
             .execution_options(yield_per=5000)
-        )
-        for kind, draws in rows:
-            dc, dh = ENTRY_EFFECT[kind]
-            for b_kind, b_key, b_period, tpp in draws:
-                acc = totals.setdefault((b_kind, b_key, b_period), [0, 0])
-                acc[0] += dc * tpp
-                acc[1] += dh * tpp
+        )))
         projection = {
             (r.kind, r.key, r.period): (r.committed, r.held)
             for r in session.execute(sa.select(BUCKET))
         }
-    return head, {k: (v[0], v[1]) for k, v in totals.items()}, projection
+    return head, truth, projection
 
 
 def _pair(value: tuple[int, int]) -> dict[str, int]:

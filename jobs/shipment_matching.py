@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from jobs.records import record_finding
+from ledger.books import COMMITTED
 from ledger.store.job_models import Shipment
 from ledger.store.models import Reservation, ReservationLine
 
@@ -46,7 +47,7 @@ def match_reservations(session: Session, reservation_ids: Iterable[str], now: da
         res = session.execute(sa.select(RESERVATION).where(RESERVATION.c.id == rid)).first()
         ships = session.execute(sa.select(SHIPMENT).where(SHIPMENT.c.reservation_id == rid)
                                 .order_by(SHIPMENT.c.id)).all()
-        if res is None or res.status != "committed" or res.reversed_at is not None:
+        if res is None or res.status != COMMITTED or res.reversed_at is not None:
             status = None if res is None else ("reversed" if res.reversed_at else res.status)
             for s in ships:
                 found += record_finding(
@@ -123,7 +124,7 @@ def find_unshipped(session: Session, now: datetime, deadline_days: int,
     shipped = sa.select(SHIPMENT.c.id).where(SHIPMENT.c.reservation_id == RESERVATION.c.id)
     rows = session.execute(
         sa.select(RESERVATION.c.id, RESERVATION.c.resolved_at).where(
-            RESERVATION.c.status == "committed", RESERVATION.c.reversed_at.is_(None),
+            RESERVATION.c.status == COMMITTED, RESERVATION.c.reversed_at.is_(None),
             RESERVATION.c.resolved_at <= cutoff, ~sa.exists(shipped))
         .order_by(RESERVATION.c.resolved_at)
     ).all()

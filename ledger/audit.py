@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger.books import fold, pairs
 from ledger.chain import GENESIS_HASH, ChainReport, ChainVerifier
 from ledger.store.models import Entry
 
@@ -112,32 +113,15 @@ def verify_chain_parallel(
                        tail.reason)
 
 
-# Effect of one entry kind on (committed, held) of each bucket it names.
-ENTRY_EFFECT = {
-    "hold": (0, 1),
-    "commit": (1, -1),
-    "release": (0, -1),
-    "expire": (0, -1),
-    "reversal": (-1, 0),
-}
-
-
 def balances_from_entries(engine: sa.Engine) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(committed, held) per bucket as the entries alone say: the truth the
     projection must equal. Streams the whole ledger: for jobs and tests, never
     for a request path."""
-    totals: dict[tuple[str, str, str], list[int]] = {}
     with Session(engine) as session:
         rows = session.execute(
             sa.select(ENTRY.c.kind, ENTRY.c.draws).execution_options(yield_per=5000)
         )
-        for kind, draws in rows:
-            dc, dh = ENTRY_EFFECT[kind]
-            for b_kind, b_key, b_period, tpp in draws:
-                acc = totals.setdefault((b_kind, b_key, b_period), [0, 0])
-                acc[0] += dc * tpp
-                acc[1] += dh * tpp
-    return {k: (v[0], v[1]) for k, v in totals.items()}
+        return pairs(fold(rows))
 
 
 def projected_balances(engine: sa.Engine) -> dict[tuple[str, str, str], tuple[int, int]]:

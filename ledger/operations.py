@@ -21,6 +21,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger.books import (
+    COMMIT,
+    COMMITTED,
+    HELD,
+    HOLD,
+    RELEASE,
+    RELEASED,
+    REVERSAL,
+    SETTLES_TO,
+    moves,
+    status_at,
+)
 from ledger.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -30,11 +42,13 @@ from ledger.errors import (
     NotFound,
 )
 from ledger.policy import engine as policy
+from ledger.policy import lpp_bucket, utc_date
 from ledger.policy.ruleset import RuleSet
-from ledger.policy.types import Balance, BucketKey, Decision, LineRequest
+from ledger.policy.types import Balance, BucketKey, ConsigneeInfo, Decision, LineRequest
 from ledger.reference import LineResolver
 from ledger.store.txn import (
     ACTIVE_HOLD,
+    BUCKET,
     IDEMPOTENCY,
     LINE_DRAW,
     RES_LINE,
@@ -57,9 +71,6 @@ from ledger.views import (
 Result = ReserveOutcome | ReservationView | LedgerError
 MAX_KEY_LENGTH = 200
 
-# Effect of each settling entry kind on (committed, held) of the buckets drawn.
-SETTLE_EFFECT = {"commit": (1, -1), "release": (0, -1), "expire": (0, -1), "reversal": (-1, 0)}
-SETTLED_STATUS = {"commit": "committed", "release": "released", "expire": "expired"}
 
 
 @dataclass
@@ -71,12 +82,9 @@ class ReservationState:
     draws: list[tuple[int, int, int]] = field(default_factory=list)  # (line_no, bucket_id, tpp)
 
     def view(self, now: datetime) -> ReservationView:
-        status = self.row["status"]
-        if status == "held" and self.row["expires_at"] <= now:
-            status = "expired"  # lazy expiry: true from that instant, job or no job
         return ReservationView(
             id=self.row["id"],
-            status=status,
+            status=status_at(self.row["status"], self.row["expires_at"], now),
             owner=self.row["owner"],
             created_at=self.row["created_at"],
             expires_at=self.row["expires_at"],
@@ -191,9 +199,9 @@ class Batch:
         if state is None:
             raise NotFound(f"no reservation {cmd.reservation_id!r}")
         if isinstance(cmd, CommitCommand):
-            return self.settle_by_client(state, "commit")
+            return self.settle_by_client(state, COMMIT)
         if isinstance(cmd, ReleaseCommand):
-            return self.settle_by_client(state, "release")
+            return self.settle_by_client(state, RELEASE)
         assert isinstance(cmd, ReverseCommand)
         return self.reverse(state, cmd.reason)
 
@@ -252,7 +260,7 @@ class Batch:
     ) -> ReservationView:
         txn, now = self.txn, self.txn.now
         rid = "res_" + uuid.uuid4().hex
-        row = {"id": rid, "owner": cmd.actor, "status": "held", "created_at": now,
+        row = {"id": rid, "owner": cmd.actor, "status": HELD, "created_at": now,
                "expires_at": expires_at, "resolved_at": None, "reversed_at": None,
                "hold_seconds": cmd.hold_seconds, "rule_set": decision.rule_set,
                "rule_set_version": decision.rule_set_version,
@@ -276,9 +284,10 @@ class Batch:
                 txn.insert(ACTIVE_HOLD, {"reservation_id": rid, "line_no": dec.line,
                                          "bucket_id": bucket_id, "tpp": draw.tpp,
                                          "expires_at": expires_at})
-                txn.adjust(bucket_id, held=draw.tpp)
+                dc, dh = moves(HOLD, draw.tpp)
+                txn.adjust(bucket_id, committed=dc, held=dh)
             txn.append(
-                kind="hold", reservation_id=rid, line_no=dec.line,
+                kind=HOLD, reservation_id=rid, line_no=dec.line,
                 country=req.destination_country, operator_id=req.operator.id,
                 consignee_id=req.consignee.id, path=dec.path, tpp=dec.tpp,
                 draws=draw_list((d.bucket, d.tpp) for d in dec.draws), effective_at=now,
@@ -292,11 +301,11 @@ class Batch:
 
     def settle_by_client(self, state: ReservationState, kind: str) -> ReservationView:
         now = self.txn.now
-        if state.row["status"] == SETTLED_STATUS[kind]:
+        if state.row["status"] == SETTLES_TO[kind]:
             return state.view(now)  # idempotent repeat
-        if not (state.row["status"] == "held" and state.row["expires_at"] > now):
+        if not (state.row["status"] == HELD and state.row["expires_at"] > now):
             status = state.view(now).status
-            code = {"committed": "already_committed", "released": "already_released"}.get(
+            code = {COMMITTED: "already_committed", RELEASED: "already_released"}.get(
                 status, status)
             raise Conflict(code, f"cannot {kind} reservation {state.row['id']}: it is {status}",
                            status=status)
@@ -311,17 +320,17 @@ class Batch:
         past_time = state.row["expires_at"] <= txn.now
         self._move(state, kind, at, note=None, expired=past_time)
         txn.drop_active_holds(state.row["id"])
-        state.row["status"] = SETTLED_STATUS[kind]
+        state.row["status"] = SETTLES_TO[kind]
         state.row["resolved_at"] = txn.now
         txn.set_status(state.row["id"], status=state.row["status"], resolved_at=txn.now)
 
     def reverse(self, state: ReservationState, reason: str) -> ReservationView:
         txn = self.txn
-        if state.row["status"] != "committed":
+        if state.row["status"] != COMMITTED:
             raise Conflict("not_committed", "only a committed reservation can be reversed; "
                            f"{state.row['id']} is {state.view(txn.now).status}")
         if state.row["reversed_at"] is None:
-            self._move(state, "reversal", txn.now, note=reason[:500], expired=False)
+            self._move(state, REVERSAL, txn.now, note=reason[:500], expired=False)
             state.row["reversed_at"] = txn.now
             txn.set_status(state.row["id"], reversed_at=txn.now)
         return state.view(txn.now)
@@ -331,11 +340,10 @@ class Batch:
     ) -> None:
         txn = self.txn
         keys = txn.lock_bucket_ids(d[1] for d in state.draws)
-        dc, dh = SETTLE_EFFECT[kind]
         by_line: dict[int, list[tuple[BucketKey, int]]] = defaultdict(list)
         for line_no, bucket_id, tpp in state.draws:
-            txn.adjust(bucket_id, committed=dc * tpp, held=dh * tpp,
-                       expired=-tpp if expired else 0)
+            dc, dh = moves(kind, tpp)
+            txn.adjust(bucket_id, committed=dc, held=dh, expired=-tpp if expired else 0)
             by_line[line_no].append((keys[bucket_id], tpp))
         row = state.row
         for line in state.lines:
@@ -365,22 +373,31 @@ def guard_caps(decision: Decision, balances: dict[BucketKey, Balance]) -> None:
                     )
 
 
-def lpp_received_this_year(session: Session, consignee_id: str, now: datetime) -> int:
-    """TPP `consignee_id` received on the LPP path in `now`'s calendar year (UTC):
+def lpp_received(
+    session: Session, rule_set: RuleSet, consignee: ConsigneeInfo, now: datetime
+) -> tuple[BucketKey, int]:
+    """The LPP bucket the policy gives `consignee` at `now` (its own or its group's, for
+    the period containing `now`) and the TPP the consignee's own lines draw on it:
     committed and not reversed, or held and not yet past its time."""
-    year_start = datetime(now.year, 1, 1, tzinfo=now.tzinfo)
-    line, res = RES_LINE, RESERVATION
+    bucket = lpp_bucket(rule_set, consignee, utc_date(now))
+    bucket_id = sa.select(BUCKET.c.id).where(
+        BUCKET.c.kind == bucket.kind, BUCKET.c.key == bucket.key, BUCKET.c.period == bucket.period
+    ).scalar_subquery()
+    draw, line, res = LINE_DRAW, RES_LINE, RESERVATION
     total = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(line.c.tpp), 0))
-        .select_from(line.join(res, res.c.id == line.c.reservation_id))
+        sa.select(sa.func.coalesce(sa.func.sum(draw.c.tpp), 0))
+        .select_from(
+            draw.join(line, sa.and_(line.c.reservation_id == draw.c.reservation_id,
+                                    line.c.line_no == draw.c.line_no))
+            .join(res, res.c.id == draw.c.reservation_id)
+        )
         .where(
-            line.c.consignee_id == consignee_id,
-            line.c.path == "lpp",
-            res.c.created_at >= year_start,
+            draw.c.bucket_id == bucket_id,
+            line.c.consignee_id == consignee.id,
             sa.or_(
-                sa.and_(res.c.status == "committed", res.c.reversed_at.is_(None)),
-                sa.and_(res.c.status == "held", res.c.expires_at > now),
+                sa.and_(res.c.status == COMMITTED, res.c.reversed_at.is_(None)),
+                sa.and_(res.c.status == HELD, res.c.expires_at > now),
             ),
         )
     ).scalar_one()
-    return int(total)
+    return bucket, int(total)

@@ -19,27 +19,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger.books import ENTRY_KINDS, Totals, fold
 from ledger.chain import format_time
 from ledger.countries import is_known_country
 from ledger.errors import InvalidInput
 from ledger.policy import engine as policy
 from ledger.policy.buckets import footprint_from_balances
+from ledger.policy.caps import bucket_cap
 from ledger.policy.ruleset import RuleSet
 from ledger.policy.types import (
-    COUNTRY_ALLOCATION,
     FOOTPRINT,
     LICENSE,
     LPP,
-    NVEU,
     Balance,
     BucketKey,
     ConsigneeInfo,
@@ -58,16 +57,7 @@ from ledger.store.models import (
 )
 from ledger.store.txn import ACTIVE_HOLD, BUCKET, ENTRY, bucket_key_of, needed_buckets
 
-ENTRY_KINDS = ("hold", "commit", "release", "expire", "reversal")
 MAX_PAGE = 1000
-# Effect of one entry kind on (committed, held) of each bucket it draws on.
-ENTRY_EFFECT = {
-    "hold": (0, 1),
-    "commit": (1, -1),
-    "release": (0, -1),
-    "expire": (0, -1),
-    "reversal": (-1, 0),
-}
 RESERVATION = Reservation.__table__  # type: ignore[attr-defined]
 LICENSE_T = License.__table__  # type: ignore[attr-defined]
 CONSIGNEE_T = Consignee.__table__  # type: ignore[attr-defined]
@@ -118,12 +108,6 @@ class EntryFilter:
 class EntryPage:
     items: list[dict[str, Any]]
     next_cursor: str | None
-
-
-@dataclass
-class _Tally:
-    committed: int = 0
-    held_by_reservation: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def encode_cursor(seq: int) -> str:
@@ -347,12 +331,19 @@ class LedgerReader:
             wanted = self._buckets_in_scope(session, scope)
             if not wanted:
                 return []
-            tallies = self._tally(session, wanted, as_of)
+            # Full keys (with their country scope) of the stored rows: where their
+            # entries are and what their caps are can depend on it.
+            keys = {bucket: BucketKey(*bucket) for bucket in wanted}
+            for row in session.execute(sa.select(BUCKET).where(
+                sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(sorted(wanted))
+            )):
+                keys[(row.kind, row.key, row.period)] = bucket_key_of(row)
+            tallies = self._tally(session, keys, as_of)
             expiry = self._expiries(session, tallies, as_of)
-            caps = self._caps(session, wanted, as_of)
+            caps = self._caps(session, keys, as_of)
         out = []
         for bucket in sorted(wanted):
-            tally = tallies.get(bucket, _Tally())
+            tally = tallies.get(bucket, Totals())
             held = sum(t for rid, t in tally.held_by_reservation.items()
                        if t > 0 and rid not in expiry)
             balance = Balance(tally.committed, held)
@@ -370,48 +361,35 @@ class LedgerReader:
         return wanted
 
     def _tally(
-        self, session: Session, wanted: set[tuple[str, str, str]], as_of: datetime
-    ) -> dict[tuple[str, str, str], _Tally]:
-        """Sums the draws on `wanted` of every entry that can draw on them, up to `as_of`.
+        self, session: Session, keys: dict[tuple[str, str, str], BucketKey], as_of: datetime
+    ) -> dict[tuple[str, str, str], Totals]:
+        """Sums the draws on these buckets of every entry that can draw on them, up to `as_of`.
 
         Only entries of the countries those buckets live in (or, for LPP
         buckets, of the consignees sharing them) can draw on them, so only
         those are read, through the (country, seq) and (consignee_id, seq)
         indexes.
         """
-        rows = session.execute(
-            sa.select(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period, BUCKET.c.country)
-            .where(sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(sorted(wanted)))
-        ).all()
-        countries = {r.country for r in rows if r.country is not None}
-        lpp_keys = [r.key for r in rows if r.kind == LPP]
+        countries = {k.country for k in keys.values() if k.country is not None}
+        lpp_keys = [k.key for k in keys.values() if k.kind == LPP]
         consignees = set(_lpp_members(session, lpp_keys))
         conds = []
         if countries:
             conds.append(ENTRY.c.country.in_(sorted(countries)))
         if consignees:
             conds.append(ENTRY.c.consignee_id.in_(sorted(consignees)))
-        tallies: dict[tuple[str, str, str], _Tally] = {}
         if not conds:
-            return tallies
+            return {}
         query = (
             sa.select(ENTRY.c.kind, ENTRY.c.reservation_id, ENTRY.c.draws)
             .where(sa.or_(*conds), ENTRY.c.effective_at <= as_of)
             .execution_options(yield_per=5000)
         )
-        for kind, rid, draws in session.execute(query):
-            dc, dh = ENTRY_EFFECT[kind]
-            for b_kind, b_key, b_period, tpp in draws:
-                bucket = (b_kind, b_key, b_period)
-                if bucket in wanted:
-                    tally = tallies.setdefault(bucket, _Tally())
-                    tally.committed += dc * tpp
-                    tally.held_by_reservation[rid] += dh * tpp
-        return tallies
+        return fold(session.execute(query), wanted=keys, per_reservation=True)
 
     @staticmethod
     def _expiries(
-        session: Session, tallies: dict[tuple[str, str, str], _Tally], as_of: datetime
+        session: Session, tallies: dict[tuple[str, str, str], Totals], as_of: datetime
     ) -> set[str]:
         """Reservations whose hold still stands in the entries but had lapsed by `as_of`."""
         open_ids = sorted({rid for t in tallies.values()
@@ -426,28 +404,19 @@ class LedgerReader:
         return lapsed
 
     def _caps(
-        self, session: Session, wanted: set[tuple[str, str, str]], as_of: datetime
+        self, session: Session, keys: dict[tuple[str, str, str], BucketKey], as_of: datetime
     ) -> dict[tuple[str, str, str], int]:
-        """Each bucket's cap at `as_of`, from the rule set (and the licence for licences)."""
-        rs = self.rule_set
-        licence_ids = [key for kind, key, _ in wanted if kind == LICENSE]
+        """Each bucket's cap at `as_of` as the policy gives it (0 where it gives none)."""
+        licence_ids = [k.key for k in keys.values() if k.kind == LICENSE]
         licence_tpp: dict[str, int] = {}
         if licence_ids:
             licence_tpp = {r.id: r.tpp for r in session.execute(
                 sa.select(LICENSE_T.c.id, LICENSE_T.c.tpp).where(LICENSE_T.c.id.in_(licence_ids))
             )}
         caps = {}
-        for bucket in wanted:
-            kind, key, _period = bucket
-            if kind == COUNTRY_ALLOCATION:
-                # Outside its window an allocation grants nothing (as the engine decides).
-                caps[bucket] = rs.allocation_cap(key) if rs.allocation_open(as_of) else 0
-            elif kind == LPP:
-                caps[bucket] = rs.lpp.cap if rs.lpp is not None else 0
-            elif kind == NVEU:
-                caps[bucket] = rs.nveu_cap(as_of) if rs.nveu is not None else 0
-            else:
-                caps[bucket] = int(licence_tpp.get(key, 0))
+        for bucket, key in keys.items():
+            cap = bucket_cap(self.rule_set, key, as_of, licence_tpp)
+            caps[bucket] = cap if cap is not None else 0
         return caps
 
 

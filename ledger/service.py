@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from ledger.audit import ENTRY_EFFECT
+from ledger.books import EXPIRE, HELD, Totals, fold
 from ledger.clock import Clock, SystemClock
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, Unavailable
-from ledger.operations import Batch, Result, load_reservations, lpp_received_this_year
+from ledger.operations import Batch, Result, load_reservations, lpp_received
 from ledger.policy import engine as policy
 from ledger.policy.ruleset import RuleSet
 from ledger.policy.types import BucketKey, Decision, LineRequest
@@ -34,6 +34,7 @@ from ledger.reference import (
     LicenseInput,
     LineResolver,
     OperatorInput,
+    consignee_info,
     upsert,
 )
 from ledger.store.engine import writer
@@ -135,7 +136,7 @@ class Ledger:
             ids = list(
                 txn.session.execute(
                     sa.select(RESERVATION.c.id)
-                    .where(RESERVATION.c.status == "held", RESERVATION.c.expires_at <= txn.now)
+                    .where(RESERVATION.c.status == HELD, RESERVATION.c.expires_at <= txn.now)
                     .order_by(RESERVATION.c.expires_at)
                     .limit(limit)
                 ).scalars()
@@ -144,7 +145,7 @@ class Ledger:
             batch.load(ids)  # three statements, whatever the number
             for rid in ids:
                 state = batch.reservations[rid]
-                batch.settle(state, "expire", at=state.row["expires_at"])
+                batch.settle(state, EXPIRE, at=state.row["expires_at"])
             return len(ids)
 
         return self._write(work, actor="system:expire")
@@ -164,16 +165,13 @@ class Ledger:
         """
 
         def work(txn: WriteTxn) -> list[ProjectionRepair]:
-            target = {k: list(v) for k, v in truth.items()}
-            tail = txn.session.execute(
-                sa.select(ENTRY.c.kind, ENTRY.c.draws).where(ENTRY.c.seq > as_of_seq)
-            ).all()
-            for kind, draws in tail:
-                dc, dh = ENTRY_EFFECT[kind]
-                for b_kind, b_key, b_period, tpp in draws:
-                    if (b_kind, b_key, b_period) in target:
-                        target[(b_kind, b_key, b_period)][0] += dc * tpp
-                        target[(b_kind, b_key, b_period)][1] += dh * tpp
+            target = fold(
+                txn.session.execute(
+                    sa.select(ENTRY.c.kind, ENTRY.c.draws).where(ENTRY.c.seq > as_of_seq)
+                ),
+                wanted=truth,
+                into={k: Totals(c, h) for k, (c, h) in truth.items()},
+            )
             rows = txn.session.execute(
                 sa.select(BUCKET.c.id, BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
                 .where(sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(list(target)))
@@ -188,12 +186,11 @@ class Ledger:
             }
             repairs = []
             for bucket_id, key in sorted(keys.items(), key=lambda kv: kv[1]):
-                want = tuple(target[(key.kind, key.key, key.period)])
+                want = target[(key.kind, key.key, key.period)].pair()
                 have = current[bucket_id]
                 if want != have:
                     txn.adjust(bucket_id, committed=want[0] - have[0], held=want[1] - have[1])
-                    repairs.append(ProjectionRepair((key.kind, key.key, key.period), have,
-                                                    (want[0], want[1])))
+                    repairs.append(ProjectionRepair((key.kind, key.key, key.period), have, want))
             return repairs
 
         return self._write(work, actor="system:reconcile")
@@ -225,10 +222,11 @@ class Ledger:
         self._put(Operator, values)
 
     def put_consignee(self, data: ConsigneeInput) -> None:
-        """Create or replace a consignee. Its group may not change while it has received
-        TPP on the LPP path this calendar year: LPP use is counted in the bucket of the
-        group it had when it received it, so moving it would silently drop that use
-        from the count of its new group (or give it a fresh cap of its own)."""
+        """Create or replace a consignee. Its group may not change while it has use in
+        its current LPP bucket (the policy's period containing now): LPP use is counted
+        in the bucket of the group it had when it received it, so moving it would
+        silently drop that use from the count of its new group (or give it a fresh cap
+        of its own)."""
         data.validate()
 
         def guard(session: Session, now: datetime) -> None:
@@ -240,12 +238,12 @@ class Ledger:
             row = session.get(Consignee, data.id)
             if row is None or row.group_id == data.group_id:
                 return
-            received = lpp_received_this_year(session, data.id, now)
+            bucket, received = lpp_received(session, self.rule_set, consignee_info(row), now)
             if received:
                 raise Conflict(
                     "group_change_with_lpp_use",
                     f"consignee {data.id!r} received {received:,} TPP on the LPP path in "
-                    f"{now.year}; its group cannot change before the year ends "
+                    f"{bucket.period}; its group cannot change before that period ends "
                     "(that use would drop out of its group's count)",
                 )
 

@@ -81,7 +81,7 @@ class LineView:
 @dataclass(frozen=True)
 class ReservationView:
     id: str
-    status: str  # held | committed | released | expired
+    status: str  # one of ledger.books.STATUSES
     owner: str
     created_at: datetime
     expires_at: datetime
