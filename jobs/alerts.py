@@ -1,9 +1,10 @@
 """Job: threshold alerts when a bucket's use crosses 80% and 95% of its cap.
 
-"Use" is committed + unexpired held, as headroom shows it. Caps come from the
-rule set in force at the run's instant (so an NVEU cap that steps up at a
-quarter start, or the allocation window closing, moves the percentages) and
-from the licence table. Footprint buckets have no cap and never alert.
+"Use" is committed + unexpired held, as headroom shows it. Caps are the
+policy's cap at the run's instant (`ledger.policy.caps.bucket_cap`, the one
+balances show too), so an NVEU cap that steps up at a quarter start moves the
+percentages. A zero cap (e.g. a closed allocation window: nothing grantable)
+has no percentage and never alerts. Footprint buckets have no cap.
 
 Once per crossing: an alert row is written when use goes from below to at or
 above a threshold; it is `cleared` when use falls back below (a release,
@@ -21,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from jobs.context import JobContext, JobResult
 from jobs.webhooks import deliver_pending
-from ledger.policy.ruleset import RuleSet
-from ledger.policy.types import COUNTRY_ALLOCATION, LICENSE, LPP, NVEU
+from ledger.policy.caps import bucket_cap
+from ledger.policy.types import FOOTPRINT
 from ledger.store.job_models import Alert, AlertDelivery
 from ledger.store.models import Bucket, License
 from ledger.store.txn import bucket_key_of, effective_balances
@@ -38,21 +39,6 @@ def webhook_urls(raw: str | None) -> list[str]:
     return [u.strip() for u in (raw or "").split(",") if u.strip()]
 
 
-def cap_of(rule_set: RuleSet, row: Any, licence_caps: dict[str, int], now: Any) -> int | None:
-    """The cap of a bucket row at `now`; None when it has none (or no such rule)."""
-    if row.kind == LPP:
-        return rule_set.lpp.cap if rule_set.lpp is not None else None
-    if row.kind == NVEU:
-        return rule_set.nveu_cap(now) if rule_set.nveu is not None else None
-    if row.kind == COUNTRY_ALLOCATION:
-        if rule_set.country_allocation is None or not rule_set.allocation_open(now):
-            return None
-        return rule_set.allocation_cap(row.key)
-    if row.kind == LICENSE:
-        return licence_caps.get(row.key)
-    return None
-
-
 def check_thresholds(ctx: JobContext) -> JobResult:
     now = ctx.now()
     urls = webhook_urls(ctx.settings.alert_webhooks)
@@ -61,7 +47,7 @@ def check_thresholds(ctx: JobContext) -> JobResult:
     # and which (bucket, threshold) has an open (uncleared) crossing.
     with Session(ctx.engine) as session:
         rows = session.execute(
-            sa.select(BUCKET).where(BUCKET.c.kind.in_([LPP, NVEU, COUNTRY_ALLOCATION, LICENSE]))
+            sa.select(BUCKET).where(BUCKET.c.kind != FOOTPRINT)  # uncapped by definition
             .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
         ).all()
         balances = effective_balances(session, rows, now)
@@ -70,11 +56,12 @@ def check_thresholds(ctx: JobContext) -> JobResult:
         open_now = _open_crossings(session)
     changes = []
     for row in rows:
-        cap = cap_of(ctx.ledger.rule_set, row, licence_caps, now)
+        key = bucket_key_of(row)
+        cap = bucket_cap(ctx.ledger.rule_set, key, now, licence_caps)
         if not cap:
-            continue  # no cap, or a zero cap (nothing grantable): no percentage
+            continue  # no cap, or a zero cap (nothing grantable now): no percentage
         checked += 1
-        used = balances[bucket_key_of(row)].used
+        used = balances[key].used
         for threshold in THRESHOLDS:
             above = used * 100 >= cap * threshold
             if above != ((row.kind, row.key, row.period, threshold) in open_now):
