@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger.books import EXPIRED, HELD, STATUSES
 from ledger.chain import format_time
 from ledger.errors import InvalidInput, NotFound
 from ledger.operations import ReservationState
@@ -41,7 +42,6 @@ from ledger.store.models import Consignee, License, Operator, Reservation, Reser
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-RESERVATION_STATUSES = ("held", "committed", "released", "expired")
 REFERENCE_KINDS = ("operators", "consignees", "licenses")
 
 RESERVATION = Reservation.__table__  # type: ignore[attr-defined]
@@ -221,14 +221,13 @@ def _status_is(status: str, now: datetime) -> Any:
     """The stored-row condition for a status as read at `now` (a hold past its time
     reads `expired` before the expiry job writes it)."""
     res = RESERVATION
-    if status not in RESERVATION_STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(RESERVATION_STATUSES)}",
-                           field="status")
-    if status == "held":
-        return sa.and_(res.c.status == "held", res.c.expires_at > now)
-    if status == "expired":
-        return sa.or_(res.c.status == "expired",
-                      sa.and_(res.c.status == "held", res.c.expires_at <= now))
+    if status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if status == HELD:
+        return sa.and_(res.c.status == HELD, res.c.expires_at > now)
+    if status == EXPIRED:
+        return sa.or_(res.c.status == EXPIRED,
+                      sa.and_(res.c.status == HELD, res.c.expires_at <= now))
     return res.c.status == status
 
 

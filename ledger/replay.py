@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger.books import COMMIT, EXPIRE, HOLD, RELEASE, REVERSAL
 from ledger.errors import InvalidInput
 from ledger.policy import engine as policy
 from ledger.policy.ruleset import RuleSet
@@ -160,17 +161,17 @@ def replay(engine: sa.Engine, rule_set: RuleSet, max_differences: int = 20) -> R
         for entry in _entries(session):
             rid = entry.reservation_id
             book.advance_to(entry.effective_at)
-            if entry.kind == "hold":
+            if entry.kind == HOLD:
                 if rid not in seen:
                     seen.add(rid)
                     _replay_reservation(session, resolver, rule_set, book, report, rid,
                                         entry.effective_at)
             elif rid in seen and entry.line_no == 0:  # one lifecycle step per reservation
-                if entry.kind == "commit" and rid in book.holds:
+                if entry.kind == COMMIT and rid in book.holds:
                     book.commit(rid)
-                elif entry.kind in ("release", "expire"):
+                elif entry.kind in (RELEASE, EXPIRE):
                     book.drop_hold(rid)
-                elif entry.kind == "reversal":
+                elif entry.kind == REVERSAL:
                     book.reverse(rid)
     return report
 
