@@ -70,7 +70,7 @@ def test_post_rescission_tier3_without_licence_is_not_a_quota(start_api: Any,
     body = _denied(api, [line("CN", "cn-dc")], "pr")
     assert body["type"] == PROBLEMS + "not-permitted"
     [v] = body["violations"]
-    assert (v["constraint"], v["rule"], v["key"], v["cap"]) == ("license_required", "tier3",
+    assert (v["constraint"], v["rule"], v["key"], v["cap"]) == ("license_required", "d5",
                                                                 "CN", 0)
 
 

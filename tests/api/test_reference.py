@@ -73,7 +73,10 @@ def test_chips_and_policy(api: Api) -> None:
     assert h100["tpp"] == 15_832
     policy = api.get("/v1/policy", role="vendor").json()
     assert policy["name"] == "ai-diffusion-2025"
-    assert policy["lpp"]["cap"] == 26_900_000
+    lpp = next(q for q in policy["quotas"] if q["name"] == "lpp")
+    assert lpp["cap"] == 26_900_000
+    assert lpp["provenance"]["status"] == "likely"  # every number shows where it comes from
+    assert policy["not_firm"]["quotas.lpp.cap"] == "likely"
 
 
 def test_health_and_ready_need_no_key(api: Api) -> None:
