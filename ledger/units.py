@@ -85,14 +85,18 @@ def tpp_exact(specs: Iterable[FormatSpec | Mapping[str, object]]) -> Fraction:
 
 
 def tpp_from_specs(specs: Iterable[FormatSpec | Mapping[str, object]]) -> int:
-    """TPP as a whole number: the exact TPP rounded UP to the next integer.
+    """TPP as a whole number: the exact TPP rounded DOWN, as published figures are
+    (MI300X: exactly 20,919.2, published and catalogued as 20,919).
 
-    Rounding up is deliberate: a fractional datasheet figure can then never
-    place a chip under a control threshold or let it draw less from a cap
-    than it really uses. An integral exact TPP is returned unchanged.
+    The catalog and this function must round the same way, or the same chip
+    would draw two different amounts. Rounding down never misclassifies: every
+    control threshold is a whole TPP (4,800, 1,600, 21,000, ...), and for a
+    whole T, floor(x) >= T exactly when x >= T. (Rounding up would put a chip
+    of 4,799.5 over 4,800.) A chip draws less than a whole TPP below its exact
+    value per package. An integral exact TPP is returned unchanged.
     """
     value = tpp_exact(specs)
-    return -((-value.numerator) // value.denominator)
+    return value.numerator // value.denominator
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,13 @@ from ledger.units import FormatSpec, classify_3a090, tpp_exact, tpp_from_specs
         ([FormatSpec("1979", 8)], 15_832),
         # The max over formats wins (BF16 989.4 x 16 = 15,830.4 < 15,832).
         ([FormatSpec("989.4", 16), FormatSpec(1979, 8)], 15_832),
-        # A fractional TPP rounds UP: 989.4 x 16 = 15,830.4 -> 15,831.
-        ([FormatSpec("989.4", 16)], 15_831),
-        ([FormatSpec(Decimal("989.4"), 16)], 15_831),
+        # A fractional TPP rounds DOWN, as the catalog does: 989.4 x 16 = 15,830.4 -> 15,830.
+        ([FormatSpec("989.4", 16)], 15_830),
+        ([FormatSpec(Decimal("989.4"), 16)], 15_830),
         ([FormatSpec(Fraction(1, 3), 3)], 1),
+        ([FormatSpec(Fraction(2, 3), 3)], 2),
+        # MI300X: FP8 dense 2,614.9 TFLOPS x 8 = 20,919.2 -> 20,919, the catalog's figure.
+        ([FormatSpec("2614.9", 8)], 20_919),
         ([{"tops": "148", "bit_length": 16}], 2_368),  # H20 BF16
         ([{"tops": 296, "bit_length": 8, "sparse": True}], 1_184),
     ],
@@ -111,3 +114,23 @@ def test_classify_refuses_float_area() -> None:
 )
 def test_is_known_country(code: object, known: bool) -> None:
     assert is_known_country(code) is known
+
+
+def test_catalog_and_specs_round_the_same_way() -> None:
+    """MI300X and MI325X are exactly 20,919.2 TPP: the catalog and the computation from
+    specifications must give the same whole figure, or one chip would draw two amounts."""
+    from ledger.policy.ruleset import load_rule_set
+
+    computed = tpp_from_specs([FormatSpec("2614.9", 8)])
+    for name in ("ai-diffusion-2025", "post-rescission-2025", "us-controls-2026"):
+        rs = load_rule_set(name)
+        assert rs.chip_tpp("MI300X") == rs.chip_tpp("MI325X") == computed == 20_919
+
+
+@pytest.mark.parametrize(("tops", "expected"), [("599.9375", "outside"), ("600", "a")])
+def test_rounding_down_never_moves_a_chip_across_a_threshold(tops: str, expected: str) -> None:
+    """4,799.5 TPP is under the 4,800 of 3A090.a; rounding up would have put it over."""
+    tpp = tpp_from_specs([FormatSpec(tops, 8)])
+    exact_tpp = tpp_exact([FormatSpec(tops, 8)])
+    assert (tpp >= 4_800) == (exact_tpp >= 4_800)
+    assert (tpp >= 4_800) == (expected == "a")
