@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from ledger.reference import MAX_ADDRESS, MAX_OFFICERS, MAX_OWNERS, MAX_PARTY_NAME
 from ledger.views import DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS
 
 MAX_LINES = 1000
@@ -28,6 +29,12 @@ Tpp = Annotated[int, Meta(ge=1, le=MAX_TPP, description="whole TPP units")]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
 FootprintTpp = Annotated[int, Meta(ge=0, le=MAX_TPP)]
 HoldSeconds = Annotated[int, Meta(ge=1, le=MAX_HOLD_SECONDS)]
+# Parties' identity (v1.1); ledger.reference checks the same bounds after trimming.
+OneLine = r"^[^\x00-\x1f\x7f]+$"
+Address = Annotated[str, Meta(min_length=1, max_length=MAX_ADDRESS, pattern=OneLine,
+                              description="one line, as on shipping documents")]
+PartyName = Annotated[str, Meta(min_length=1, max_length=MAX_PARTY_NAME, pattern=OneLine)]
+Percent = Annotated[int, Meta(ge=1, le=100, description="whole percent")]
 
 
 class Strict(Struct, forbid_unknown_fields=True):
@@ -45,16 +52,37 @@ class Nveu(Strict, tag_field="type", tag="NVEU"):
     country: Country
 
 
+class OwnerIn(Strict):
+    name: PartyName
+    percent: Percent
+
+
+Officers = Annotated[list[PartyName], Meta(max_length=MAX_OFFICERS,
+                                           description="names of directors / officers")]
+Owners = Annotated[list[OwnerIn], Meta(max_length=MAX_OWNERS,
+                                       description="direct owners; percents add up to 100 at most")]
+
+
 class OperatorIn(Strict):
     name: Name
     hq_country: Country
     veu: Uveu | Nveu | None = None
     footprint: dict[Country, FootprintTpp] | None = None
+    # v1.1: the country where its ultimate parent is headquartered; null: its own parent
+    parent_country: Country | None = None
+    address: Address | None = None
+    officers: Officers | None = None  # null or absent: none
+    owners: Owners | None = None
 
 
 class VeuOut(Struct):
     type: str
     country: str | None = None
+
+
+class OwnerOut(Struct):
+    name: str
+    percent: int
 
 
 class OperatorOut(Struct):
@@ -64,6 +92,10 @@ class OperatorOut(Struct):
     veu: VeuOut | None
     footprint: dict[str, int]
     updated_at: datetime
+    parent_country: str | None
+    address: str | None
+    officers: list[str]
+    owners: list[OwnerOut]
 
 
 class ConsigneeIn(Strict):
@@ -71,6 +103,12 @@ class ConsigneeIn(Strict):
     country: Country
     operator_id: Ident | None = None
     group_id: Ident | None = None
+    # v1.1: headquarters (null: same as `country`); ultimate parent's (null: same as hq)
+    hq_country: Country | None = None
+    parent_country: Country | None = None
+    address: Address | None = None
+    officers: Officers | None = None  # null or absent: none
+    owners: Owners | None = None
 
 
 class ConsigneeOut(Struct):
@@ -80,6 +118,11 @@ class ConsigneeOut(Struct):
     operator_id: str | None
     group_id: str | None
     updated_at: datetime
+    hq_country: str | None
+    parent_country: str | None
+    address: str | None
+    officers: list[str]
+    owners: list[OwnerOut]
 
 
 class LicenseIn(Strict):

@@ -37,6 +37,77 @@ def check_country(code: str, field: str) -> str:
     return code
 
 
+def check_optional_country(code: str | None, field: str) -> str | None:
+    return None if code is None else check_country(code, field)
+
+
+# Parties' identity (API v1.1): bounds on what one PUT may carry.
+MAX_ADDRESS = 500
+MAX_OFFICERS = 50
+MAX_OWNERS = 50
+MAX_PARTY_NAME = 200  # an officer's or an owner's name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_line(value: Any, field: str, max_length: int) -> str:
+    """One line of text as stored: trimmed, non-empty, no control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    text = value.strip()
+    if not text:
+        raise InvalidInput(f"{field} may not be empty", field=field)
+    if len(text) > max_length:
+        raise InvalidInput(f"{field} is longer than {max_length} characters", field=field)
+    if _CONTROL.search(text):
+        raise InvalidInput(f"{field} must be one line without control characters", field=field)
+    return text
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A direct owner of a party and its share, in whole percent."""
+
+    name: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What identifies a party on shipping documents and in screening (stored as sent,
+    trimmed): one address line, the names of its officers, its direct owners."""
+
+    address: str | None = None
+    officers: tuple[str, ...] = ()
+    owners: tuple[Owner, ...] = ()
+
+    def values(self) -> dict[str, Any]:
+        """The stored columns, validated and trimmed (InvalidInput naming the field)."""
+        address = None if self.address is None else check_line(
+            self.address, "address", MAX_ADDRESS)
+        if not isinstance(self.officers, (list, tuple)) or len(self.officers) > MAX_OFFICERS:
+            raise InvalidInput(f"officers is a list of at most {MAX_OFFICERS} names",
+                               field="officers")
+        officers = [check_line(name, f"officers[{i}]", MAX_PARTY_NAME)
+                    for i, name in enumerate(self.officers)]
+        if not isinstance(self.owners, (list, tuple)) or len(self.owners) > MAX_OWNERS:
+            raise InvalidInput(f"owners is a list of at most {MAX_OWNERS} owners",
+                               field="owners")
+        owners: list[dict[str, Any]] = []
+        total = 0
+        for i, owner in enumerate(self.owners):
+            name = check_line(owner.name, f"owners[{i}].name", MAX_PARTY_NAME)
+            percent = owner.percent
+            if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+                raise InvalidInput("an owner's percent is a whole number from 1 to 100",
+                                   field=f"owners[{i}].percent")
+            owners.append({"name": name, "percent": percent})
+            total += percent
+        if total > 100:
+            raise InvalidInput(f"the owners' percents add up to {total}, more than 100",
+                               field="owners")
+        return {"address": address, "officers": officers, "owners": owners}
+
+
 def check_tpp(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInput(f"{field} must be a positive integer", field=field)
@@ -51,10 +122,13 @@ class OperatorInput:
     veu_type: str | None = None
     veu_country: str | None = None
     footprint: dict[str, int] | None = None
+    parent_country: str | None = None  # its ultimate parent's HQ; None: its own parent
+    identity: Identity = Identity()
 
     def validate(self) -> None:
         check_id(self.id, "operator_id")
         check_country(self.hq_country, "hq_country")
+        check_optional_country(self.parent_country, "parent_country")
         if self.veu_type is not None and self.veu_type not in VEU_TYPES:
             raise InvalidInput("veu.type must be UVEU or NVEU", field="veu.type")
         if self.veu_type == "NVEU":
@@ -69,6 +143,20 @@ class OperatorInput:
                 raise InvalidInput(
                     "footprint values are non-negative integers", field=f"footprint.{country}"
                 )
+        self.identity.values()
+
+    def row(self) -> dict[str, Any]:
+        """The stored row's values (validate first)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "hq_country": self.hq_country,
+            "veu_type": self.veu_type,
+            "veu_country": self.veu_country,
+            "footprint": dict(self.footprint or {}),
+            "parent_country": self.parent_country,
+            **self.identity.values(),
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +166,9 @@ class ConsigneeInput:
     country: str
     operator_id: str | None = None
     group_id: str | None = None
+    hq_country: str | None = None  # None: headquartered where it is located
+    parent_country: str | None = None  # its ultimate parent's HQ; None: same as its hq
+    identity: Identity = Identity()
 
     def validate(self) -> None:
         check_id(self.id, "consignee_id")
@@ -86,6 +177,22 @@ class ConsigneeInput:
             check_id(self.operator_id, "operator_id")
         if self.group_id is not None:
             check_id(self.group_id, "group_id")
+        check_optional_country(self.hq_country, "hq_country")
+        check_optional_country(self.parent_country, "parent_country")
+        self.identity.values()
+
+    def row(self) -> dict[str, Any]:
+        """The stored row's values (validate first)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "country": self.country,
+            "operator_id": self.operator_id,
+            "group_id": self.group_id,
+            "hq_country": self.hq_country,
+            "parent_country": self.parent_country,
+            **self.identity.values(),
+        }
 
 
 @dataclass(frozen=True)
@@ -114,11 +221,19 @@ def operator_info(row: Any) -> OperatorInfo:
         veu_type=row.veu_type,
         veu_country=row.veu_country,
         footprint=dict(row.footprint or {}),
+        parent_country=row.parent_country,
     )
 
 
 def consignee_info(row: Any) -> ConsigneeInfo:
-    return ConsigneeInfo(row.id, row.country, row.operator_id, row.group_id)
+    return ConsigneeInfo(
+        id=row.id,
+        country=row.country,
+        operator_id=row.operator_id,
+        group_id=row.group_id,
+        hq_country=row.hq_country,
+        parent_country=row.parent_country,
+    )
 
 
 def license_info(row: Any) -> LicenseInfo:

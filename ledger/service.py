@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -27,8 +27,9 @@ from ledger.clock import Clock, SystemClock
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, Unavailable
 from ledger.operations import Batch, Result, load_reservations, lpp_received
 from ledger.policy import engine as policy
+from ledger.policy import operator_eligibility_errors, utc_date
 from ledger.policy.ruleset import RuleSet
-from ledger.policy.types import BucketKey, Decision, LineRequest
+from ledger.policy.types import BucketKey, Decision, LineRequest, OperatorInfo
 from ledger.reference import (
     ConsigneeInput,
     LicenseInput,
@@ -210,16 +211,23 @@ class Ledger:
     # -- reference data (PUT: create or replace) -----------------------------
 
     def put_operator(self, data: OperatorInput) -> None:
+        """Create or replace an operator. A UVEU must be eligible under the rule set in
+        force on the day (AID-4: it and its ultimate parent headquartered in Tier 1)."""
         data.validate()
-        values = {
-            "id": data.id,
-            "name": data.name,
-            "hq_country": data.hq_country,
-            "veu_type": data.veu_type,
-            "veu_country": data.veu_country,
-            "footprint": dict(data.footprint or {}),
-        }
-        self._put(Operator, values)
+        values = data.row()
+
+        def guard(_session: Session, now: datetime) -> None:
+            info = OperatorInfo(data.id, data.hq_country, data.veu_type, data.veu_country,
+                                parent_country=data.parent_country)
+            errors = operator_eligibility_errors(self.rule_set, info, utc_date(now))
+            if errors:
+                # Name the headquarters unless only the ultimate parent's is at fault.
+                own = replace(info, parent_country=None)
+                hq_ok = not operator_eligibility_errors(self.rule_set, own, utc_date(now))
+                raise InvalidInput("; ".join(errors),
+                                   field="parent_country" if hq_ok else "hq_country")
+
+        self._put(Operator, values, guard)
 
     def put_consignee(self, data: ConsigneeInput) -> None:
         """Create or replace a consignee. Its group may not change while it has use in
@@ -247,7 +255,7 @@ class Ledger:
                     "(that use would drop out of its group's count)",
                 )
 
-        self._put(Consignee, asdict(data), guard)
+        self._put(Consignee, data.row(), guard)
 
     def put_license(self, data: LicenseInput) -> None:
         data.validate()

@@ -27,6 +27,7 @@ from api.schemas import (
     OperatorIn,
     OperatorOut,
     OperatorsOut,
+    OwnerOut,
     Uveu,
     VeuOut,
     to_struct,
@@ -35,7 +36,14 @@ from api.services import Services, ServicesDep
 from api.wire import problem_responses, strict_body
 from ledger.errors import NotFound
 from ledger.listing import DEFAULT_PAGE, MAX_PAGE, Listing, Page
-from ledger.reference import ID_PATTERN, ConsigneeInput, LicenseInput, OperatorInput
+from ledger.reference import (
+    ID_PATTERN,
+    ConsigneeInput,
+    Identity,
+    LicenseInput,
+    OperatorInput,
+    Owner,
+)
 from ledger.store.models import Consignee, License, Operator
 
 Cursor = Annotated[str | None, QueryParameter(
@@ -82,11 +90,22 @@ async def _page(
     return page
 
 
+def _identity(data: OperatorIn | ConsigneeIn) -> Identity:
+    return Identity(
+        address=data.address,
+        officers=tuple(data.officers or ()),
+        owners=tuple(Owner(o.name, o.percent) for o in data.owners or ()),
+    )
+
+
 def _operator_out(row: dict[str, Any]) -> OperatorOut:
     veu = None if row["veu_type"] is None else VeuOut(row["veu_type"], row["veu_country"])
     return OperatorOut(
         id=row["id"], name=row["name"], hq_country=row["hq_country"], veu=veu,
         footprint=dict(row["footprint"] or {}), updated_at=row["updated_at"],
+        parent_country=row["parent_country"], address=row["address"],
+        officers=list(row["officers"] or []),
+        owners=[OwnerOut(o["name"], o["percent"]) for o in row["owners"] or []],
     )
 
 
@@ -107,6 +126,7 @@ class ReferenceController(Controller):
         await services.writes.put_operator(OperatorInput(
             operator_id, data.name, data.hq_country, veu_type, veu_country,
             dict(data.footprint) if data.footprint is not None else None,
+            data.parent_country, _identity(data),
         ))
         services.headroom.reference_changed()
         return _operator_out(await _read(services, Operator, operator_id))
@@ -138,7 +158,8 @@ class ReferenceController(Controller):
     ) -> ConsigneeOut:
         """Create or replace an ultimate consignee (idempotent)."""
         await services.writes.put_consignee(ConsigneeInput(
-            consignee_id, data.name, data.country, data.operator_id, data.group_id
+            consignee_id, data.name, data.country, data.operator_id, data.group_id,
+            data.hq_country, data.parent_country, _identity(data),
         ))
         services.headroom.reference_changed()
         return to_struct(await _read(services, Consignee, consignee_id), ConsigneeOut)

@@ -53,8 +53,9 @@ def time_column(nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
 
 
-def json_column(nullable: bool = False) -> Any:
-    return Field(sa_column=sa.Column(sa.JSON, nullable=nullable))
+def json_column(nullable: bool = False, server_default: str | None = None) -> Any:
+    default = None if server_default is None else sa.text(f"'{server_default}'")
+    return Field(sa_column=sa.Column(sa.JSON, nullable=nullable, server_default=default))
 
 
 class Operator(SQLModel, table=True):
@@ -64,6 +65,13 @@ class Operator(SQLModel, table=True):
     veu_type: str | None = Field(default=None, max_length=8)  # None | UVEU | NVEU
     veu_country: str | None = Field(default=None, max_length=2)
     footprint: dict[str, int] = json_column()  # declared pre-ledger TPP per country
+    # Its ultimate parent's headquarters; None: it is its own parent.
+    parent_country: str | None = Field(default=None, max_length=2)
+    address: str | None = Field(default=None, max_length=500)  # one line, as sent (trimmed)
+    # Names of directors / officers, and direct owners [{"name", "percent"}], as sent
+    # (trimmed); rows from before revision 0006 read [].
+    officers: list[str] = json_column(server_default="[]")
+    owners: list[dict[str, Any]] = json_column(server_default="[]")
     updated_at: datetime = time_column()
 
 
@@ -76,6 +84,11 @@ class Consignee(SQLModel, table=True):
     country: str = Field(max_length=2)
     operator_id: str | None = Field(default=None, max_length=64)
     group_id: str | None = Field(default=None, max_length=64)
+    hq_country: str | None = Field(default=None, max_length=2)  # None: where it is (country)
+    parent_country: str | None = Field(default=None, max_length=2)  # None: same as its hq
+    address: str | None = Field(default=None, max_length=500)
+    officers: list[str] = json_column(server_default="[]")
+    owners: list[dict[str, Any]] = json_column(server_default="[]")
     updated_at: datetime = time_column()
 
 
