@@ -1,0 +1,1 @@
+"""Restricted-party screening: list versions, normalised identity, matching, clearances."""
