@@ -11,6 +11,7 @@ from jobs.expire import expire_holds
 from jobs.reconcile import reconcile
 from jobs.shipments import watch_inbox
 from jobs.signing import sign_checkpoint
+from jobs.structuring import structuring
 from jobs.verify import verify
 from ledger.settings import Settings
 
@@ -34,6 +35,8 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
             "compare the Redis headroom cache with the database"),
     JobSpec("reconcile", reconcile, 3600, "recompute buckets from entries, report drift"),
     JobSpec("sign_checkpoint", sign_checkpoint, 3600, "sign the chain head with Ed25519"),
+    JobSpec("structuring", structuring, 3600,
+            "find consignees linked by address, officer or owner taking more than one LPP cap"),
 )}
 
 
