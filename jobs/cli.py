@@ -10,10 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from ledger.cli import EXTENSIONS, command, plural
 from ledger.settings import get_settings
+
+if TYPE_CHECKING:
+    from ledger.progress import Update
 
 
 def _print(doc: Any) -> None:
@@ -78,8 +81,13 @@ def export_command(args: argparse.Namespace) -> int:
     if not settings.signing_key_path and not args.unsigned:
         print("error: LEDGER_SIGNING_KEY_PATH is not set (or pass --unsigned)", file=sys.stderr)
         return 2
+    from ledger.audit import chain_head_seq
+    from ledger.progress import progress_bar
+
     engine = open_engine(settings)
-    with open(args.out, "wb") as out:
+    total = max(chain_head_seq(engine) - args.since + 1, 0)
+    with open(args.out, "wb") as file, progress_bar("exporting", total) as update:
+        out = cast("IO[bytes]", _Counting(file, update))
         summary = export_bundle(engine, args.since, out, SystemClock().now(),
                                 None if args.unsigned else settings.signing_key_path)
     print(f"wrote {args.out}: {plural(summary.entries, 'entry', 'entries')} "
@@ -87,6 +95,19 @@ def export_command(args: argparse.Namespace) -> int:
           f"{plural(summary.checkpoints, 'signed checkpoint')}, "
           f"{'signed' if summary.signed else 'UNSIGNED'}")
     return 0
+
+
+class _Counting:
+    """A file that reports how many lines (bundle items) were written through it."""
+
+    def __init__(self, file: IO[bytes], update: Update) -> None:
+        self.file, self.update, self.lines = file, update, 0
+
+    def write(self, data: bytes) -> int:
+        self.lines += data.count(b"\n")
+        if self.lines % 1000 == 0:
+            self.update(self.lines)
+        return self.file.write(data)
 
 
 @command("verify-bundle")
@@ -155,36 +176,40 @@ def import_shipments_command(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     from jobs.registry import JOBS
 
-    p = sub.add_parser("jobs", help="run the job scheduler (production), or one job now")
-    jobs_sub = p.add_subparsers(dest="jobs_action")
+    p = sub.add_parser("jobs", help="run the job scheduler (production), or one job now",
+                       description="Without an action: run the job scheduler until stopped "
+                       "(one per deployment is enough; a leader lock keeps one run per period).")
+    jobs_sub = p.add_subparsers(dest="jobs_action", metavar="ACTION")
     run = jobs_sub.add_parser("run", help="run one job now, recorded like a scheduled run")
-    run.add_argument("job", choices=sorted(JOBS))
+    run.add_argument("job", choices=sorted(JOBS), help="one of: " + ", ".join(sorted(JOBS)))
     run.add_argument("--repair", action="store_true",
                      help="reconcile: bring drifted bucket rows back to the entries")
     run.add_argument("--full", action="store_true",
                      help="verify_chain: from genesis; cache_rebuild: invalidate every answer")
     runs = jobs_sub.add_parser("runs", help="list recorded job runs, newest first")
-    runs.add_argument("--job", default=None)
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--job", default=None, help="only this job's runs")
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     findings = jobs_sub.add_parser("findings", help="list findings, newest first")
-    findings.add_argument("--kind", default=None)
-    findings.add_argument("--limit", type=int, default=20)
+    findings.add_argument("--kind", default=None,
+                          help="only findings of this kind (e.g. not_shipped)")
+    findings.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
 
     p = sub.add_parser("signing-key", help="create an Ed25519 signing key (PEM)")
-    p.add_argument("path")
+    p.add_argument("path", help="where to write the private key (refused if it exists)")
 
     p = sub.add_parser("export", help="write an audit bundle: entries, checkpoints, key")
     p.add_argument("--since", type=int, default=1, help="first seq to export (default 1)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
     p.add_argument("--unsigned", action="store_true", help="no signing key: digest only")
 
     p = sub.add_parser("verify-bundle", help="check a bundle offline; non-zero when bad")
-    p.add_argument("file")
+    p.add_argument("file", help="the bundle, as `ledger export` wrote it")
     p.add_argument("--public-key", default=None, help="PEM file of the key you trust")
-    p.add_argument("--allow-unsigned", action="store_true")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="accept a bundle without a signature (chain and digest still checked)")
 
     p = sub.add_parser("import-shipments", help="import a shipment feed (CSV or JSON lines)")
-    p.add_argument("file")
+    p.add_argument("file", help="the feed file; the same content twice is imported once")
 
 
 EXTENSIONS.append(add_parsers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -17,10 +18,12 @@ ENTRY = Entry.__table__  # type: ignore[attr-defined]
 
 
 def verify_chain(
-    engine: sa.Engine, start_seq: int = 0, start_hash: str = GENESIS_HASH, batch: int = 5000
+    engine: sa.Engine, start_seq: int = 0, start_hash: str = GENESIS_HASH, batch: int = 5000,
+    progress: Callable[[int], None] | None = None,
 ) -> ChainReport:
     """Checks every entry after `start_seq` (whose hash is `start_hash`): seq gapless,
-    each prev_hash linking to the previous hash, each hash matching the contents."""
+    each prev_hash linking to the previous hash, each hash matching the contents.
+    `progress(seq)`: called after each batch with the last seq checked."""
     verifier = ChainVerifier(start_seq, start_hash)
     with Session(engine) as session:
         last = start_seq
@@ -34,6 +37,8 @@ def verify_chain(
                 if not verifier.feed(row):
                     return verifier.report()
             last = rows[-1].seq
+            if progress is not None:
+                progress(last)
     return verifier.report()
 
 
@@ -81,22 +86,32 @@ def _verify_range(url: str, lo: int, hi: int, batch: int = 5000) -> RangeReport:
         engine.dispose()
 
 
+def chain_head_seq(engine: sa.Engine) -> int:
+    """The last entry's seq as chain_head records it (0: no entries); progress totals."""
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT seq FROM chain_head").scalar_one())
+
+
 def verify_chain_parallel(
-    engine: sa.Engine, processes: int = 2, min_entries: int = 200_000
+    engine: sa.Engine, processes: int = 2, min_entries: int = 200_000,
+    progress: Callable[[int], None] | None = None,
 ) -> ChainReport:
     """The same answer as `verify_chain` from genesis, computed by several processes on
     contiguous seq ranges and stitched: range k must start where range k-1 ended
     (its first prev_hash equals the previous range's last hash). Small ledgers,
-    and one process, take the plain walk."""
-    with engine.connect() as conn:
-        head = int(conn.exec_driver_sql("SELECT seq FROM chain_head").scalar_one())
+    and one process, take the plain walk. `progress(entries)`: entries checked so far."""
+    head = chain_head_seq(engine)
     if processes < 2 or head < min_entries:
-        return verify_chain(engine)
+        return verify_chain(engine, progress=progress)
     url = engine.url.render_as_string(hide_password=False)
     cuts = [head * i // processes for i in range(processes + 1)]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        parts = list(pool.map(_verify_range, [url] * processes, cuts[:-1], cuts[1:]))
+        parts = []
+        for part in pool.map(_verify_range, [url] * processes, cuts[:-1], cuts[1:]):
+            parts.append(part)
+            if progress is not None:
+                progress(part.hi)
     expected, entries = GENESIS_HASH, 0
     for part in parts:
         if part.first_prev_hash is not None and part.first_prev_hash != expected:
@@ -108,7 +123,7 @@ def verify_chain_parallel(
                                part.report.reason)
         expected = part.report.head
     # Entries appended while the workers ran: walk them on from the stitched head.
-    tail = verify_chain(engine, head, expected)
+    tail = verify_chain(engine, head, expected, progress=progress)
     return ChainReport(tail.ok, entries + tail.entries, tail.head, tail.first_bad_seq,
                        tail.reason)
 

@@ -69,10 +69,14 @@ def migrate(args: argparse.Namespace) -> int:
 
 @command("verify")
 def verify(args: argparse.Namespace) -> int:
-    from ledger.audit import verify_chain_parallel
+    from ledger.audit import chain_head_seq, verify_chain_parallel
     from ledger.bootstrap import open_engine
+    from ledger.progress import progress_bar
 
-    report = verify_chain_parallel(open_engine(get_settings()), processes=args.processes)
+    engine = open_engine(get_settings())
+    with progress_bar("verifying", chain_head_seq(engine)) as update:
+        report = verify_chain_parallel(engine, processes=args.processes,
+                                       progress=update)
     print(f"entries: {report.entries}")
     print(f"head: {report.head}")
     if report.ok:
@@ -183,19 +187,53 @@ def plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
+SHELLS = ("bash", "zsh", "fish")
+
+
+@command("completion")
+def completion(args: argparse.Namespace) -> int:
+    """Prints the shell's completion script (argcomplete): each TAB asks `ledger`
+    itself, so subcommands added later complete without a new script."""
+    import argcomplete
+
+    names = " ".join(sorted(COMMANDS))
+    print(f"# ledger completion for {args.shell}; subcommands: {names}")
+    print(argcomplete.shellcode(["ledger"], shell=args.shell))
+    return 0
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """`ledger CMD --help` opens with the one-line help `ledger --help` lists, unless
+    the subcommand has a longer description of its own (extensions too)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, child in action.choices.items():
+                line = helps.get(name, "")
+                if child.description is None and line:
+                    child.description = line[:1].upper() + line[1:] + "."
+                _describe(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledger", description="The TPP quota ledger.")
+    parser = argparse.ArgumentParser(
+        prog="ledger", description="The TPP quota ledger.",
+        epilog="Settings come from LEDGER_* environment variables (see the README's "
+        "Configuration). `ledger CMD --help` describes each command; `ledger completion "
+        "bash|zsh|fish` prints a shell completion script.")
     parser.add_argument("--traceback", action="store_true",
                         help="on an unexpected failure, show the full traceback")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="migrate an empty database, then serve HTTP")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1; scale out with replicas instead)")
     p.add_argument("--access-log", action="store_true", help="log every request")
 
-    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("migrate", help="create the database if need be and apply migrations")
     p = sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                    help="processes that verify seq ranges in parallel (large ledgers)")
@@ -203,8 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keys", help="manage API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("--role", required=True, choices=["admin", "vendor", "operator", "auditor"])
-    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "vendor", "operator", "auditor"],
+                        help="what the key may do (see the README's roles)")
+    create.add_argument("--name", required=True, help="a label for people: who holds the key")
     create.add_argument("--operator", default=None, help="operator id (operator keys only)")
     expiry = create.add_mutually_exclusive_group()
     expiry.add_argument("--expires-in", default=None, metavar="DURATION",
@@ -214,10 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys: id, role, operator, name, created, "
                         "revoked, expires")
     revoke = keys_sub.add_parser("revoke", help="revoke a key: refused from now on")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id, as `ledger keys list` shows it")
 
     for extend in EXTENSIONS:
         extend(sub)
+    p = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a completion script for SHELL. Enable it with "
+                       "`eval \"$(ledger completion bash)\"` in ~/.bashrc (zsh: the same in "
+                       "~/.zshrc, after compinit; fish: `ledger completion fish | source`).")
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    _describe(parser)
     return parser
 
 
@@ -242,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     non-zero exit (2: the request or the setup is wrong; 1: something failed)."""
     _load_extensions()
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a TAB in a shell with `ledger completion` enabled
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -151,14 +151,18 @@ def _entries(session: Session, batch: int = 5000) -> Iterator[Any]:
         last = rows[-1].seq
 
 
-def replay(engine: sa.Engine, rule_set: RuleSet, max_differences: int = 20) -> ReplayReport:
-    """Re-decides every recorded reservation under `rule_set`; writes nothing."""
+def replay(engine: sa.Engine, rule_set: RuleSet, max_differences: int = 20,
+           progress: Callable[[int], None] | None = None) -> ReplayReport:
+    """Re-decides every recorded reservation under `rule_set`; writes nothing.
+    `progress(seq)`: called every thousand entries with the last seq walked."""
     report = ReplayReport(rule_set.name, rule_set.version, max_differences=max_differences)
     book = SimulatedBook()
     with Session(engine) as session:
         resolver = LineResolver(session, rule_set.chip_tpp)
         seen: set[str] = set()
         for entry in _entries(session):
+            if progress is not None and entry.seq % 1000 == 0:
+                progress(entry.seq)
             rid = entry.reservation_id
             book.advance_to(entry.effective_at)
             if entry.kind == HOLD:

@@ -12,10 +12,14 @@ from ledger.settings import get_settings
 
 
 def _add_parser(sub: Any) -> None:
-    p = sub.add_parser("replay", help="re-decide the recorded history under another rule set")
-    p.add_argument("--rule-set", required=True, help="built-in name or path to a TOML file")
+    p = sub.add_parser("replay", help="re-decide the recorded history under another rule set",
+                       description="Re-decide every recorded reservation under another rule "
+                       "set and report what would differ. Read-only.")
+    p.add_argument("--rule-set", required=True, metavar="NAME_OR_FILE",
+                   help="built-in name (e.g. ai-diffusion-2025) or path to a TOML file")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--max-differences", type=int, default=20)
+    p.add_argument("--max-differences", type=int, default=20, metavar="N",
+                   help="how many differing lines to list (default 20)")
 
 
 EXTENSIONS.append(_add_parser)
@@ -23,12 +27,16 @@ EXTENSIONS.append(_add_parser)
 
 @command("replay")
 def replay_command(args: argparse.Namespace) -> int:
+    from ledger.audit import chain_head_seq
     from ledger.bootstrap import open_engine
     from ledger.policy.ruleset import load_rule_set
+    from ledger.progress import progress_bar
     from ledger.replay import replay
 
     rule_set = load_rule_set(args.rule_set)
-    report = replay(open_engine(get_settings()), rule_set, args.max_differences).to_dict()
+    engine = open_engine(get_settings())
+    with progress_bar("replaying", chain_head_seq(engine)) as update:
+        report = replay(engine, rule_set, args.max_differences, update).to_dict()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
