@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 
-from api.problems import MEDIA_TYPE, field_of_message
+from api.problems import MEDIA_TYPE, PROBLEM_BASE, field_of_message
 from api.schemas import ProblemOut
 from ledger.errors import InvalidInput
 
@@ -28,6 +29,36 @@ PROBLEM_DESCRIPTIONS = {
 }
 
 
+# One real example per status. Litestar would otherwise generate random ones, which
+# differ each time a document is built in one process (the checked-in copy could
+# never be compared) and show clients nonsense.
+PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
+    401: {"type": PROBLEM_BASE + "unauthorized", "title": "Unauthorized", "status": 401,
+          "detail": "send Authorization: Bearer <API key>"},
+    403: {"type": PROBLEM_BASE + "forbidden", "title": "Forbidden", "status": 403,
+          "detail": "this key reads operator 'g42' only"},
+    404: {"type": PROBLEM_BASE + "not-found", "title": "Not found", "status": 404,
+          "detail": "no reservation 'res_0123'"},
+    409: {"type": PROBLEM_BASE + "quota-exceeded", "title": "Quota exceeded", "status": 409,
+          "detail": "line 0: the low-processing-performance exemption of consignee:sg-lab has "
+                    "1,432 TPP left of 26,900,000 (26,898,568 used); the line asks for 15,832; "
+                    "nothing was held for any line",
+          "violations": [{"line": 0, "constraint": "lpp", "key": "consignee:sg-lab",
+                          "cap": 26_900_000, "used": 26_898_568, "requested": 15_832,
+                          "rule": "lpp", "reason": "the low-processing-performance exemption "
+                          "of consignee:sg-lab has 1,432 TPP left of 26,900,000 (26,898,568 "
+                          "used); the line asks for 15,832"}]},
+    413: {"type": PROBLEM_BASE + "body-too-large", "title": "Request body too large",
+          "status": 413, "detail": "bodies are limited to 1,048,576 bytes"},
+    422: {"type": PROBLEM_BASE + "invalid-input", "title": "Invalid input", "status": 422,
+          "detail": "unknown chip 'H900': lines[0].chip", "field": "lines[0].chip"},
+    429: {"type": PROBLEM_BASE + "too-many-requests", "title": "Too many requests",
+          "status": 429, "detail": "this API key is over its request rate; retry later"},
+    503: {"type": PROBLEM_BASE + "unavailable", "title": "Service unavailable", "status": 503,
+          "detail": "database unavailable: OperationalError"},
+}
+
+
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problem+json answers a route can give (plus 401/429/503)."""
     wanted = sorted({401, 429, 503, *statuses})
@@ -36,6 +67,10 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             data_container=ProblemOut,
             description=PROBLEM_DESCRIPTIONS.get(status, "Problem"),
             media_type=MEDIA_TYPE,
+            generate_examples=False,
+            examples=[Example(summary=PROBLEM_DESCRIPTIONS.get(status, "Problem"),
+                              value=PROBLEM_EXAMPLES[status])]
+            if status in PROBLEM_EXAMPLES else None,
         )
         for status in wanted
     }
