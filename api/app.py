@@ -21,6 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
+from api.dashboard import dashboard_routes
 from api.docs_ui import assets_router, swagger_plugin
 from api.problems import QuotaExceeded, Throttled, handle_exception
 from api.routes import ROUTES
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         return services
 
     return Litestar(
-        route_handlers=[*ROUTES, assets_router()],
+        route_handlers=[*ROUTES, assets_router(), *dashboard_routes()],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         middleware=[DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS)],

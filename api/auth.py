@@ -25,7 +25,8 @@ from ledger.keys import Principal, authenticate, hash_key
 
 ADMIN, VENDOR, OPERATOR, AUDITOR = "admin", "vendor", "operator", "auditor"
 EVERYONE = (ADMIN, VENDOR, OPERATOR, AUDITOR)
-PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema"]
+# "/" and "/dashboard/": the dashboard page and its files (it signs in with a key itself).
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema", "^/$", "^/dashboard/"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
