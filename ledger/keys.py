@@ -16,8 +16,6 @@ has acknowledged dropping the key (`announce_revocation`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import getpass
 import hashlib
 import json
@@ -32,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger import cursors
 from ledger.chain import format_time
 from ledger.errors import InvalidInput, NotFound
 from ledger.reference import check_id
@@ -146,19 +145,12 @@ def key_view(row: Any) -> dict[str, Any]:
 
 
 def _encode_cursor(created_at: datetime, key_id: str) -> str:
-    raw = json.dumps({"after": [format_time(created_at), key_id]}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode("keys", at=cursors.encode_time(created_at), after=key_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, key_id = json.loads(raw)["after"]
-        if not isinstance(at, str) or not isinstance(key_id, str):
-            raise TypeError("not strings")
-        return datetime.fromisoformat(at), key_id
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise InvalidInput("cursor is not one this service issued", field="cursor") from exc
+    doc = cursors.decode(cursor, "keys")
+    return cursors.time_field(doc, "at"), cursors.field(doc, "after", str)
 
 
 def list_keys(engine: sa.Engine, cursor: str | None = None,

@@ -22,19 +22,16 @@ point elsewhere resumes there, inside the same scope.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ledger import cursors
 from ledger.books import EXPIRED, HELD, STATUSES
-from ledger.chain import format_time
 from ledger.errors import InvalidInput, NotFound
 from ledger.operations import ReservationState
 from ledger.reference import ID_PATTERN
@@ -69,52 +66,30 @@ class Page:
 # -- cursors ---------------------------------------------------------------------
 
 
-def _encode(doc: dict[str, Any]) -> str:
-    raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, list_name: str) -> dict[str, Any]:
-    """The position a cursor holds; InvalidInput(field="cursor") unless this list issued it."""
-    bad = InvalidInput("cursor is not one this service issued for this list", field="cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        doc = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise bad from exc
-    if not isinstance(doc, dict) or doc.get("list") != list_name:
-        raise bad
-    after = doc.get("after")
-    if not isinstance(after, str) or not ID_PATTERN.match(after):
-        raise bad
-    return doc
+def _after(doc: dict[str, Any]) -> str:
+    after: str = cursors.field(doc, "after", str)
+    if not ID_PATTERN.match(after):
+        raise InvalidInput("cursor is not one this service issued for this list",
+                           field="cursor")
+    return after
 
 
 def encode_reservation_cursor(created_at: datetime, reservation_id: str) -> str:
-    return _encode({"list": "reservations", "at": format_time(created_at),
-                    "after": reservation_id})
+    return cursors.encode("reservations", at=cursors.encode_time(created_at),
+                          after=reservation_id)
 
 
 def decode_reservation_cursor(cursor: str) -> tuple[datetime, str]:
-    doc = _decode(cursor, "reservations")
-    try:
-        at = datetime.fromisoformat(doc["at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput("cursor is not one this service issued for this list",
-                           field="cursor") from exc
-    if at.tzinfo is None or at.utcoffset():
-        raise InvalidInput("cursor is not one this service issued for this list",
-                           field="cursor")
-    return at.astimezone(UTC), doc["after"]
+    doc = cursors.decode(cursor, "reservations")
+    return cursors.time_field(doc, "at"), _after(doc)
 
 
 def encode_reference_cursor(kind: str, ident: str) -> str:
-    return _encode({"list": kind, "after": ident})
+    return cursors.encode(kind, after=ident)
 
 
 def decode_reference_cursor(cursor: str, kind: str) -> str:
-    after: str = _decode(cursor, kind)["after"]
-    return after
+    return _after(cursors.decode(cursor, kind))
 
 
 def _check_limit(limit: int) -> None:

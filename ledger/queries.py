@@ -16,9 +16,6 @@ Nothing here writes: the Ledger service owns every write transaction. Costs:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +27,8 @@ from sqlalchemy.orm import Session
 from ledger.books import ENTRY_KINDS, Totals, fold
 from ledger.chain import format_time
 from ledger.countries import is_known_country
+from ledger.cursors import decode_seq as decode_cursor
+from ledger.cursors import encode_seq as encode_cursor
 from ledger.errors import InvalidInput
 from ledger.policy import engine as policy
 from ledger.policy.buckets import footprint_from_balances
@@ -108,23 +107,6 @@ class EntryFilter:
 class EntryPage:
     items: list[dict[str, Any]]
     next_cursor: str | None
-
-
-def encode_cursor(seq: int) -> str:
-    raw = json.dumps({"after": seq}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The seq a cursor resumes after; InvalidInput(field="cursor") if it is not ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = json.loads(raw)["after"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise InvalidInput("cursor is not one this service issued", field="cursor") from exc
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
-        raise InvalidInput("cursor is not one this service issued", field="cursor")
-    return after
 
 
 def entry_view(row: Any) -> dict[str, Any]:
