@@ -25,6 +25,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.schemas import ProblemOut, ViolationOut
 from ledger.errors import (
+    ChainBroken,
     Conflict,
     IdempotencyMismatch,
     InvalidInput,
@@ -117,6 +118,10 @@ def _ledger_problem(exc: LedgerError) -> Response[ProblemOut]:
     if isinstance(exc, Conflict):
         return problem(409, exc.code, "Conflict with the reservation's state", exc.detail,
                        code=exc.code, reservation_status=exc.extra.get("status"))
+    if isinstance(exc, ChainBroken):
+        return problem(503, "chain-broken", "Chain broken", f"{exc.detail}; nothing was "
+                       "written, and writes are refused until an operator has checked the "
+                       "database (see the README's operations section)", code=exc.code)
     if isinstance(exc, Unavailable):
         return problem(503, "unavailable", "Database unavailable", "the database did not "
                        "answer; nothing was written, retry shortly",

@@ -42,8 +42,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--big", type=int, default=1_000_000, help="entries for the growth run")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--signing-cost", action="store_true",
+                        help="only: single-line and batch reservations with head signing off "
+                        "and on (plus the witness file), alternating, in one run; prints the "
+                        "ratio and writes nothing")
+    parser.add_argument("--rounds", type=int, default=2, help="--signing-cost: off/on pairs")
     args = parser.parse_args()
     require_wrk()
+    if args.signing_cost:
+        return signing_cost(args)
 
     print("== preparing a fresh database", flush=True)
     url = fresh_database(args.postgres, "ledger_bench")
@@ -71,6 +78,77 @@ def main() -> int:
     print(report)
     Path(args.out).write_text(report)
     print(f"written to {args.out}")
+    return 0
+
+
+def signing_cost(args: argparse.Namespace) -> int:
+    """Reservation throughput with signed heads off vs on, same database, same run.
+    Rounds alternate off, on, off, on... so drift of the machine hits both alike."""
+    import tempfile
+
+    from ledger.heads import create_signing_key
+
+    # One database per variant, seeded alike: entries written without the key after
+    # signed ones would (rightly) make the signing server refuse to write.
+    print("== preparing two fresh databases", flush=True)
+    dbs = {variant: seed(fresh_database(args.postgres, f"ledger_bench_sign_{variant}"))
+           for variant in ("off", "on")}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-signing-"))
+    key = tmp / "signing.pem"
+    create_signing_key(key)
+    common_env = {"LEDGER_REDIS_URL": args.redis, "LEDGER_JOBS_IN_SERVE": "false",
+                  "LEDGER_RATE_LIMIT_PER_MINUTE": "0"}
+    base_env = {**common_env, "LEDGER_DATABASE_URL": dbs["off"].url}
+    signed_env = {**common_env, "LEDGER_DATABASE_URL": dbs["on"].url,
+                  "LEDGER_SIGNING_KEY_PATH": str(key),
+                  "LEDGER_WITNESS_FILE": str(tmp / "witness.jsonl")}
+    common = {"BENCH_CONSIGNEES": str(CONSIGNEES), "BENCH_LINE_TPP": str(LINE_TPP)}
+    results: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
+    for round_no in range(args.rounds):
+        for variant, env in (("off", base_env), ("on", signed_env)):
+            subprocess.run(["redis-cli", "-u", args.redis, "FLUSHDB"], check=False,
+                           capture_output=True)
+            server = Server(env, port=8765, workers=args.workers)
+            db = dbs[variant]
+            try:
+                run = f"s{round_no}{variant}{uuid.uuid4().hex[:6]}"
+                print(f"== round {round_no + 1}, signing {variant}", flush=True)
+                run_wrk("warmup", server.base, "reserve.lua",
+                        {**common, "BENCH_KEY": db.vendor_key, "BENCH_RUN": run + "w"}, 64, 2)
+                server.wait_idle()
+                single = run_wrk("reserve", server.base, "reserve.lua",
+                                 {**common, "BENCH_KEY": db.vendor_key, "BENCH_RUN": run},
+                                 64, args.seconds)
+                server.wait_idle()
+                batch = run_wrk("batch", server.base, "batch.lua",
+                                {**common, "BENCH_KEY": db.vendor_key, "BENCH_RUN": run + "b",
+                                 "BENCH_BATCH": "100"}, 4, args.seconds)
+                server.wait_idle()
+            finally:
+                server.stop()
+            got = results[variant]
+            got.setdefault("single", []).append(single.rate)
+            got.setdefault("p99", []).append(single.p99_ms)
+            got.setdefault("batch", []).append(batch.rate * 100)
+            print(f"   single-line {single.rate:,.0f}/s (p99 {single.p99_ms:.1f} ms, non-2xx "
+                  f"{single.non_2xx}); batch {batch.rate * 100:,.0f} lines/s (non-2xx "
+                  f"{batch.non_2xx})", flush=True)
+    witness_lines = (tmp / "witness.jsonl").read_bytes().count(b"\n")
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    print(f"\n| scenario ({args.seconds} s x {args.rounds} rounds each) | signing off | "
+          "signing on + witness file | on / off |")
+    print("| --- | --- | --- | --- |")
+    for name, label, unit in (("single", "single-line reservations, 64 clients", "/s"),
+                              ("batch", "batch reservations (100 lines), 4 clients",
+                               " lines/s")):
+        off, on = mean(results["off"][name]), mean(results["on"][name])
+        print(f"| {label} | {off:,.0f}{unit} | {on:,.0f}{unit} | {on / off:.3f} |")
+    print(f"| single-line p99 | {mean(results['off']['p99']):.1f} ms | "
+          f"{mean(results['on']['p99']):.1f} ms | |")
+    print(f"\nwitness file: {witness_lines:,} signed heads")
     return 0
 
 

@@ -6,13 +6,17 @@ Format (JSON lines, compact, UTF-8, one object per line, every line ending "\\n"
      "public_key":PEM|null,"key_id":str|null}
     {"type":"entry", <every hashed field>, "prev_hash":..., "hash":...}   # seq S, S+1, ...
     {"type":"checkpoint","seq":..,"hash":..,"at":..,"key_id":..,"signature":..}
-    {"type":"end","entries":n,"checkpoints":m,"sha256":<hex of all bytes before this line>,
+    {"type":"head","seq":..,"hash":..,"root":..,"at":..,"key_id":..,"signature":..}
+    {"type":"end","entries":n,"checkpoints":m,"heads":h,
+     "sha256":<hex of all bytes before this line>,
      "signature":<Ed25519 over "tpp-ledger bundle v1\\n" + sha256 hex> | null}
 
 Verification needs no database and guarantees, when it passes: the entries
 form an unbroken hash chain from the first entry's prev_hash; every
-checkpoint names an exported entry's exact hash and carries a valid
-signature; and not one byte of the file differs from what the key holder
+checkpoint and signed head (ledger.heads) names an exported entry's exact
+hash and carries a valid signature (heads signed by a retired key: by a key
+the header lists in `head_keys`); a bundle from seq 1 also has each head's
+Merkle root recomputed; and not one byte of the file differs from what the key holder
 exported (the end line signs a digest of everything before it). An auditor
 should pin the public key they obtained out of band (`--public-key`): the
 key inside the bundle only proves the bundle is self-consistent.
@@ -40,6 +44,8 @@ from jobs.signing import (
     verify_signature,
 )
 from ledger.chain import GENESIS_HASH, HASHED_FIELDS, ChainVerifier, format_time
+from ledger.heads import SIGNED_HEAD, KeyRing, SignedHead
+from ledger.merkle import MerkleFrontier, leaf_hash
 from ledger.store.job_models import ChainCheckpoint
 from ledger.store.models import Entry
 
@@ -65,12 +71,17 @@ class ExportSummary:
     first_seq: int | None
     last_seq: int | None
     signed: bool
+    heads: int = 0
 
 
 def export_bundle(engine: sa.Engine, since: int, out: IO[bytes], now: datetime,
-                  signing_key_path: str | None) -> ExportSummary:
-    """Writes entries with seq >= `since`, the signed checkpoints among them, and the end line."""
+                  signing_key_path: str | None,
+                  public_keys: str | None = None) -> ExportSummary:
+    """Writes entries with seq >= `since`, the signed checkpoints and signed heads among
+    them, and the end line. `public_keys`: retired keys (LEDGER_SIGNING_PUBLIC_KEYS),
+    listed in the header so heads they signed can be checked."""
     key = load_signing_key(signing_key_path) if signing_key_path else None
+    ring = KeyRing.load(signing_key_path, public_keys) if key else KeyRing()
     digest = hashlib.sha256()
 
     def write(doc: dict[str, Any]) -> None:
@@ -80,7 +91,7 @@ def export_bundle(engine: sa.Engine, since: int, out: IO[bytes], now: datetime,
 
     write({"type": "bundle", "format": FORMAT, "since": since, "exported_at": format_time(now),
            "public_key": public_pem(key.public_key()) if key else None,
-           "key_id": key_id(key.public_key()) if key else None})
+           "key_id": key_id(key.public_key()) if key else None, "head_keys": ring.pems()})
     count, first, last = 0, None, None
     with Session(engine) as session:
         rows = session.execute(sa.select(ENTRY).where(ENTRY.c.seq >= since)
@@ -91,7 +102,7 @@ def export_bundle(engine: sa.Engine, since: int, out: IO[bytes], now: datetime,
             count += 1
             first = row.seq if first is None else first
             last = row.seq
-        checkpoints = 0
+        checkpoints = heads = 0
         if last is not None:
             for cp in session.execute(
                 sa.select(CHECKPOINT).where(CHECKPOINT.c.kind == "signed",
@@ -101,11 +112,17 @@ def export_bundle(engine: sa.Engine, since: int, out: IO[bytes], now: datetime,
                 write({"type": "checkpoint", "seq": cp.seq, "hash": cp.hash,
                        "at": format_time(cp.at), "key_id": cp.key_id, "signature": cp.signature})
                 checkpoints += 1
+            for row in session.execute(
+                sa.select(SIGNED_HEAD).where(SIGNED_HEAD.c.seq.between(since, last))
+                .order_by(SIGNED_HEAD.c.seq).execution_options(yield_per=2000)
+            ):
+                write({"type": "head", **SignedHead.from_row(row).doc()})
+                heads += 1
     hexdigest = digest.hexdigest()
     signature = key.sign(END_PREFIX + hexdigest.encode()).hex() if key else None
     out.write(_line({"type": "end", "entries": count, "checkpoints": checkpoints,
-                     "sha256": hexdigest, "signature": signature}))
-    return ExportSummary(count, checkpoints, first, last, key is not None)
+                     "heads": heads, "sha256": hexdigest, "signature": signature}))
+    return ExportSummary(count, checkpoints, first, last, key is not None, heads)
 
 
 class BundleError(Exception):
@@ -120,6 +137,8 @@ class BundleReport:
     last_seq: int | None
     head: str
     key_id: str | None
+    heads: int = 0
+    roots_checked: bool = False  # the bundle starts at seq 1: each head's root recomputed
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
@@ -155,9 +174,22 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
             raise BundleError("line 1: the bundle's public key is not the pinned key")
     elif not allow_unsigned:
         raise BundleError("line 1: unsigned bundle (no public key); --allow-unsigned to accept")
+    ring = KeyRing()
+    if public is not None:
+        ring.add(public)
+    head_keys = header.get("head_keys") or {}
+    if public is not None and isinstance(head_keys, dict):
+        for pem_text in head_keys.values():  # vouched for by the end line's signature
+            try:
+                ring.add(load_public_pem(str(pem_text)))
+            except ValueError as exc:
+                raise BundleError(f"line 1: bad key in head_keys ({exc})") from None
+    head_seqs = _head_seqs(data)
+    roots: dict[int, str] = {}
+    frontier: MerkleFrontier | None = None
     verifier: ChainVerifier | None = None
     hashes: dict[int, str] = {}
-    checkpoints = 0
+    checkpoints = heads = 0
     first_seq: int | None = None
     for number, before, doc in lines:
         kind = doc["type"]
@@ -174,6 +206,7 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
                 if entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
                     raise BundleError(f"line {number} (entry seq 1): prev_hash is not genesis")
                 verifier = ChainVerifier(entry.seq - 1, entry.prev_hash)
+                frontier = MerkleFrontier() if entry.seq == 1 else None
             try:
                 fed = verifier.feed(entry)
             except (LookupError, TypeError, ValueError, AttributeError) as exc:
@@ -183,17 +216,30 @@ def verify_bundle(data: bytes, pinned_public_key: str | None = None,
                 raise BundleError(f"line {number} (entry seq {verifier.first_bad_seq}): "
                                   f"{verifier.reason}")
             hashes[entry.seq] = entry.hash
+            if frontier is not None:
+                frontier.append(leaf_hash(entry.hash))
+                if entry.seq in head_seqs:
+                    roots[entry.seq] = frontier.root().hex()
         elif kind == "checkpoint":
+            if heads:
+                raise BundleError(f"line {number}: checkpoint after heads")
             checkpoints += 1
             _check_checkpoint(number, doc, hashes, public)
+        elif kind == "head":
+            heads += 1
+            _check_head(number, doc, hashes, roots, ring if public is not None else None)
         elif kind == "end":
             _check_end(number, doc, before, len(hashes), checkpoints, public)
+            if "heads" in doc and doc.get("heads") != heads:
+                raise BundleError(f"line {number} (end): {doc.get('heads')} heads announced, "
+                                  f"{heads} found")
             if next(lines, None) is not None:
                 raise BundleError(f"line {number + 1}: data after the end line")
             return BundleReport(len(hashes), checkpoints, first_seq,
                                 None if verifier is None else verifier.expected_seq - 1,
                                 GENESIS_HASH if verifier is None else verifier.head,
-                                None if public is None else key_id(public))
+                                None if public is None else key_id(public), heads,
+                                frontier is not None)
         else:
             raise BundleError(f"line {number}: unknown record type {kind!r}")
     raise BundleError("the end line is missing (truncated bundle)")
@@ -235,6 +281,40 @@ def _check_checkpoint(number: int, doc: dict[str, Any], hashes: dict[int, str],
     message = checkpoint_message(seq, str(doc.get("hash")), str(doc.get("at")))
     if not verify_signature(public, str(doc.get("signature")), message):
         raise BundleError(f"{name}: bad signature")
+
+
+def _head_seqs(data: bytes) -> set[int]:
+    """Seqs of the bundle's head records (so roots are computed only there)."""
+    seqs = set()
+    for raw in data.split(b"\n"):
+        if b'"type":"head"' in raw:
+            try:
+                seq = json.loads(raw).get("seq")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(seq, int):
+                seqs.add(seq)
+    return seqs
+
+
+def _check_head(number: int, doc: dict[str, Any], hashes: dict[int, str],
+                roots: dict[int, str], ring: KeyRing | None) -> None:
+    seq = doc.get("seq")
+    name = f"line {number} (signed head seq {seq})"
+    try:
+        head = SignedHead.from_doc({k: v for k, v in doc.items() if k != "type"})
+    except ValueError as exc:
+        raise BundleError(f"{name}: {exc}") from None
+    if not isinstance(seq, int) or seq not in hashes:
+        raise BundleError(f"{name}: no exported entry has this seq")
+    if head.hash != hashes[seq]:
+        raise BundleError(f"{name}: hash does not match entry {seq}")
+    if seq in roots and head.root != roots[seq]:
+        raise BundleError(f"{name}: Merkle root does not match entries 1..{seq}")
+    if ring is not None:
+        reason = ring.check(head)
+        if reason is not None:
+            raise BundleError(f"{name}: {reason}")
 
 
 def _check_end(number: int, doc: dict[str, Any], before: bytes, entries: int,

@@ -89,11 +89,13 @@ def export_command(args: argparse.Namespace) -> int:
     with open(args.out, "wb") as file, progress_bar("exporting", total) as update:
         out = cast("IO[bytes]", _Counting(file, update))
         summary = export_bundle(engine, args.since, out, SystemClock().now(),
-                                None if args.unsigned else settings.signing_key_path)
+                                None if args.unsigned else settings.signing_key_path,
+                                settings.signing_public_keys)
     print(f"wrote {args.out}: {plural(summary.entries, 'entry', 'entries')} "
           f"{_seq_range(summary.first_seq, summary.last_seq)}, "
           f"{plural(summary.checkpoints, 'signed checkpoint')}, "
-          f"{'signed' if summary.signed else 'UNSIGNED'}")
+          + (f"{plural(summary.heads, 'signed head')}, " if summary.heads else "")
+          + f"{'signed' if summary.signed else 'UNSIGNED'}")
     return 0
 
 
@@ -124,7 +126,11 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
         return 1
     counts = (f"{plural(report.entries, 'entry', 'entries')} "
               f"{_seq_range(report.first_seq, report.last_seq)}, "
-              f"{plural(report.checkpoints, 'signed checkpoint')}, head {report.head}")
+              f"{plural(report.checkpoints, 'signed checkpoint')}, "
+              + (f"{plural(report.heads, 'signed head')}"
+                 f"{' (Merkle roots recomputed)' if report.roots_checked else ''}, "
+                 if report.heads else "")
+              + f"head {report.head}")
     if report.key_id is None:
         print(f"bundle: ok (UNSIGNED: hash chain and digest only, no signature checked): "
               f"{counts}")

@@ -12,7 +12,7 @@ from jobs.reconcile import reconcile
 from jobs.shipments import watch_inbox
 from jobs.signing import sign_checkpoint
 from jobs.structuring import structuring
-from jobs.verify import verify
+from jobs.verify import verify, verify_full
 from ledger.settings import Settings
 
 
@@ -30,7 +30,10 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
             "record 80%/95% cap crossings, deliver them to webhooks"),
     JobSpec("shipments", watch_inbox, 300,
             "import feeds from the inbox; report unshipped commitments"),
-    JobSpec("verify_chain", verify, 600, "walk the hash chain from the last verified checkpoint"),
+    JobSpec("verify_chain", verify, 600, "walk the hash chain from the last verified checkpoint; "
+            "fail on rollback below it or the witnessed head"),
+    JobSpec("verify_chain_full", verify_full, 86400,
+            "walk the whole chain and check every signed and witnessed head"),
     JobSpec("cache_rebuild", rebuild_cache, 900,
             "compare the Redis headroom cache with the database"),
     JobSpec("reconcile", reconcile, 3600, "recompute buckets from entries, report drift"),

@@ -1,5 +1,9 @@
 """Signed checkpoints: Ed25519 over (seq, hash, time) of the chain head.
 
+Every write transaction now signs its own head (ledger.heads, the `signed_head`
+table); this hourly checkpoint predates that and is kept for bundles and tools
+that read `chain_checkpoint`. The key code is ledger.heads' (re-exported here).
+
 The signed message is versioned and canonical (see `checkpoint_message`) so
 an outside auditor can re-create it byte for byte from a bundle. This module
 needs no database for verification: `verify_signature` and
@@ -8,62 +12,29 @@ needs no database for verification: `verify_signature` and
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from pathlib import Path
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
 from jobs.context import JobContext, JobResult
 from ledger.chain import format_time
+from ledger.heads import (  # the key code lives in the ledger; re-exported here
+    create_signing_key,
+    key_id,
+    load_public_pem,
+    load_signing_key,
+    public_pem,
+    verify_signature,
+)
 from ledger.store.job_models import ChainCheckpoint
 from ledger.store.models import ChainHead
 
+__all__ = ["checkpoint_message", "create_signing_key", "key_id", "load_public_pem",
+           "load_signing_key", "public_pem", "sign_checkpoint", "verify_signature"]
 CHECKPOINT = ChainCheckpoint.__table__  # type: ignore[attr-defined]
 CHAIN_HEAD = ChainHead.__table__  # type: ignore[attr-defined]
 MESSAGE_PREFIX = b"tpp-ledger checkpoint v1\n"
-
-
-def create_signing_key(path: Path) -> str:
-    """Writes a new Ed25519 private key (PEM, mode 0600); returns its public key PEM.
-    Refuses to overwrite an existing file: losing a signing key is not undoable."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    return public_pem(key.public_key())
-
-
-def load_signing_key(path: str) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def public_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def load_public_pem(pem: str) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem.encode())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
-
-
-def key_id(key: Ed25519PublicKey) -> str:
-    """First 16 hex digits of sha256(raw public key): names the key in checkpoints."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def checkpoint_message(seq: int, chain_hash: str, at: str) -> bytes:
@@ -71,14 +42,6 @@ def checkpoint_message(seq: int, chain_hash: str, at: str) -> bytes:
     body = json.dumps({"at": at, "hash": chain_hash, "seq": seq}, sort_keys=True,
                       separators=(",", ":"))
     return MESSAGE_PREFIX + body.encode()
-
-
-def verify_signature(public: Ed25519PublicKey, signature_hex: str, message: bytes) -> bool:
-    try:
-        public.verify(bytes.fromhex(signature_hex), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 def sign_checkpoint(ctx: JobContext) -> JobResult:

@@ -9,11 +9,13 @@ from sqlalchemy.engine import make_url
 
 from ledger.clock import Clock
 from ledger.errors import LedgerError
+from ledger.heads import HeadSigner, KeyRing, last_witnessed
 from ledger.policy.ruleset import load_rule_set
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store.engine import create_ledger_engine
 from ledger.store.migrate import upgrade
+from ledger.witness import witness_publisher
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -72,8 +74,25 @@ def open_engine(settings: Settings, migrate: bool = True, create: bool = False) 
 def open_ledger(settings: Settings, clock: Clock | None = None, migrate: bool = True,
                 create: bool = False) -> Ledger:
     rule_set = load_rule_set(settings.rule_set)
+    heads = head_signer(settings)
     engine = open_engine(settings, migrate=migrate, create=create)
-    return Ledger(engine, rule_set, clock)
+    return Ledger(engine, rule_set, clock, heads=heads)
+
+
+def head_signer(settings: Settings) -> HeadSigner | None:
+    """The key ring and witnesses the settings name; None when no key is configured
+    (heads are then unsigned, and verification says so)."""
+    if not settings.signing_key_path:
+        return None
+    heads = HeadSigner(KeyRing.load(settings.signing_key_path, settings.signing_public_keys))
+    if settings.witness_file:
+        # Writers refuse a database that ends before the last witnessed head (restored
+        # from an older backup) even after a restart: one read of the file's tail.
+        heads.last = last_witnessed(settings.witness_file, heads.keys)
+    publisher = witness_publisher(settings)
+    if publisher is not None:
+        heads.listeners.append(publisher.publish)
+    return heads
 
 
 def first_line(exc: BaseException) -> str:

@@ -71,9 +71,11 @@ def migrate(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from ledger.audit import chain_head_seq, verify_chain_parallel
     from ledger.bootstrap import open_engine
+    from ledger.heads import KeyRing, check_heads, read_witness
     from ledger.progress import progress_bar
 
-    engine = open_engine(get_settings())
+    settings = get_settings()
+    engine = open_engine(settings)
     with progress_bar("verifying", chain_head_seq(engine)) as update:
         report = verify_chain_parallel(engine, processes=args.processes,
                                        progress=update)
@@ -81,9 +83,34 @@ def verify(args: argparse.Namespace) -> int:
     print(f"head: {report.head}")
     if report.ok:
         print("chain: ok")
-        return 0
-    print(f"chain: BROKEN at seq {report.first_bad_seq}: {report.reason}")
-    return 1
+    else:
+        print(f"chain: BROKEN at seq {report.first_bad_seq}: {report.reason}")
+    keys = KeyRing.load(settings.signing_key_path,
+                        args.public_keys or settings.signing_public_keys)
+    witnessed = []
+    for source in args.witness:
+        heads = read_witness(source)
+        print(f"witness {source}: {plural(len(heads), 'signed head')}"
+              + (f", last at seq {max(h.seq for h in heads)}" if heads else ""))
+        witnessed += heads
+    signing = bool(keys.public) if args.signing is None else args.signing
+    checked = check_heads(engine, keys, witnessed, signing=signing)
+    where = f", last at seq {checked.last_signed}" if checked.last_signed is not None else ""
+    print(f"signed heads: {plural(checked.signed_heads, 'signed head')} in the database{where}")
+    if not keys.public:
+        print("signatures: NOT checked (no key: set LEDGER_SIGNING_KEY_PATH or pass "
+              "--public-keys)")
+    else:
+        print(f"signatures: checked against keys {', '.join(sorted(keys.public))}")
+    labels = {"truncated": "TRUNCATED OR ROLLED BACK", "broken": "BROKEN",
+              "unsigned": "UNSIGNED", "signature": "BAD SIGNATURE"}
+    for problem in sorted(checked.problems, key=lambda p: p.seq):
+        print(f"heads: {labels.get(problem.kind, problem.kind)} at seq {problem.seq}: "
+              f"{problem.message}")
+    if checked.ok:
+        print("heads: ok" + ("" if witnessed else " (no witness given: truncation past the "
+                             "last signed head in the database is not checked)"))
+    return 0 if report.ok and checked.ok else 1
 
 
 @command("keys")
@@ -237,6 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                    help="processes that verify seq ranges in parallel (large ledgers)")
+    p.add_argument("--witness", action="append", default=[], metavar="FILE_OR_URL",
+                   help="signed heads kept outside the database (witness file, or a URL "
+                   "serving its lines); the chain must extend every one (repeatable)")
+    p.add_argument("--public-keys", default=None, metavar="PEM_FILE_OR_DIR",
+                   help="public keys to check signatures with (default: the configured "
+                   "signing key and LEDGER_SIGNING_PUBLIC_KEYS)")
+    signing = p.add_mutually_exclusive_group()
+    signing.add_argument("--signing", dest="signing", action="store_true", default=None,
+                         help="entries past the last signed head are a failure (default "
+                         "when any key is known: the signing key, LEDGER_SIGNING_PUBLIC_KEYS "
+                         "or --public-keys)")
+    signing.add_argument("--no-signing", dest="signing", action="store_false",
+                         help="entries past the last signed head are not a failure")
 
     p = sub.add_parser("keys", help="manage API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)

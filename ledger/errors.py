@@ -59,3 +59,16 @@ class InvariantBroken(LedgerError):
     """
 
     code = "invariant_broken"
+
+
+class ChainBroken(Unavailable):
+    """A write found the chain inconsistent (an entry past the head, the head not
+    matching the last entry, or the head below the last signed head): the database
+    was changed outside the ledger. Nothing is written until an operator has looked
+    (README, operations: restoring from a backup)."""
+
+    code = "chain_broken"
+
+    def __init__(self, detail: str, seq: int | None = None) -> None:
+        super().__init__(detail, seq=seq)
+        self.seq = seq

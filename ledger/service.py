@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session
 
 from ledger.books import EXPIRE, HELD, Totals, fold
 from ledger.clock import Clock, SystemClock
-from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, Unavailable
+from ledger.errors import (
+    ChainBroken,
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    Unavailable,
+)
+from ledger.heads import HeadSigner, record_chain_broken
 from ledger.operations import Batch, Result, load_reservations, lpp_received
 from ledger.policy import engine as policy
 from ledger.policy import operator_eligibility_errors, utc_date
@@ -78,8 +86,12 @@ DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError)
 
 
 class Ledger:
-    def __init__(self, engine: sa.Engine, rule_set: RuleSet, clock: Clock | None = None) -> None:
+    def __init__(self, engine: sa.Engine, rule_set: RuleSet, clock: Clock | None = None,
+                 heads: HeadSigner | None = None) -> None:
         self.engine = engine
+        # Signs each write transaction's new head (ledger.heads); None: heads unsigned,
+        # but the chain's consistency is still checked on every write.
+        self.heads = heads
         self.write_engine = writer(engine)
         # Dry runs read several statements that must see one snapshot (SQLite read
         # transactions are snapshots already).
@@ -314,11 +326,16 @@ class Ledger:
                 Session(self.write_engine, expire_on_commit=False) as session,
                 session.begin(),
             ):
-                txn = WriteTxn(session, self.clock.now, actor)
+                txn = WriteTxn(session, self.clock.now, actor, self.heads)
                 result = work(txn)
                 txn.flush()
         except DB_FAULTS as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        except ChainBroken as exc:
+            self._chain_broken(exc)
+            raise
+        if self.heads is not None and txn.frontier is not None:
+            self.heads.committed(txn.frontier, txn.head_hash, txn.signed)
         changed = txn.touched_keys()
         if changed:
             for listener in self._listeners:
@@ -327,3 +344,13 @@ class Ledger:
                 except Exception:  # a cache is not the truth; the commit stands
                     log.exception("on_commit listener failed")
         return result
+
+    def _chain_broken(self, exc: ChainBroken) -> None:
+        """Logs and records (once per distinct reason) a write refused on a broken chain:
+        the `chain_broken` finding is what operators and the alerts look at."""
+        log.error("write refused, chain broken: %s", exc.detail)
+        try:
+            record_chain_broken(self.write_engine, exc.detail, exc.seq, self.clock.now(),
+                                source="write")
+        except Exception:  # recording is best effort; the refusal stands
+            log.exception("could not record the chain_broken finding")

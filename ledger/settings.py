@@ -14,8 +14,17 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{Path.cwd() / 'ledger.db'}"
     redis_url: str | None = None
     rule_set: str = "ai-diffusion-2025"
-    # Ed25519 private key (PEM path) for signed checkpoints; unset: checkpoints unsigned.
+    # Ed25519 private key (PEM path) that signs every write's new head (ledger.heads) and
+    # checkpoints; unset: heads unsigned.
     signing_key_path: str | None = None
+    # Retired public keys (a PEM file, or a folder of *.pem), still accepted when
+    # verifying heads signed before a key rotation.
+    signing_public_keys: str | None = None
+    # Witnesses of signed heads outside the database (ledger.witness): an append-only
+    # file (one JSON line per head, fsynced by a background thread) and/or
+    # comma-separated URLs that receive the latest head (POST, retried with backoff).
+    witness_file: str | None = None
+    witness_webhooks: str | None = None
     # Abuse throttle: requests per minute per API key (0 turns it off). Generous,
     # so benchmarks are not throttled; it protects, it never enforces quota.
     rate_limit_per_minute: int = 6000

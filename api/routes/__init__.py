@@ -21,6 +21,8 @@ ROUTES: list[Any] = [
     history.entries,
     history.balances,
     audit.verify,
+    audit.head,
+    audit.keys,
     jobs.job_runs,
     jobs.findings,
     keys.keys,

@@ -229,6 +229,21 @@ class ChainHead(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class SignedHead(SQLModel, table=True):
+    """The chain head after a committed write transaction, signed with Ed25519 in that
+    same transaction (ledger.heads). Append-only (triggers refuse UPDATE and DELETE);
+    the key is never stored in the database."""
+
+    __tablename__ = "signed_head"
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(max_length=64)
+    root: str = Field(max_length=64)  # RFC 9162 Merkle root of entries 1..seq
+    at: datetime = time_column()
+    key_id: str = Field(max_length=16)
+    signature: str = Field(max_length=128)
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency_record"
 

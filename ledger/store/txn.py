@@ -27,6 +27,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledger.chain import ENCODING_VERSION, entry_hash
+from ledger.errors import ChainBroken
+from ledger.heads import SIGNED_HEAD, HeadSigner, SignedHead
+from ledger.merkle import leaf_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
 from ledger.store.bulk import Update, write_all
 from ledger.store.models import (
@@ -123,19 +126,42 @@ class BucketState:
 class WriteTxn:
     """State of one write transaction; created by the service, never shared."""
 
-    def __init__(self, session: Session, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(self, session: Session, clock: Callable[[], datetime], actor: str,
+                 heads: HeadSigner | None = None) -> None:
         self.session = session
         self.actor = actor
         self.dialect = session.get_bind().dialect.name
+        self.heads = heads
+        self.signed: SignedHead | None = None
+        # One statement, a few primary-key lookups: the head (locked), the last entry
+        # and the last signed head, so that a chain changed outside the ledger is
+        # refused here (ChainBroken) instead of failing later or being extended.
+        last_seq = sa.select(sa.func.max(ENTRY.c.seq)).scalar_subquery()
+        last_entry = sa.select(ENTRY.c.hash).where(ENTRY.c.seq == last_seq).scalar_subquery()
         last_recorded = (
             sa.select(ENTRY.c.recorded_at).where(ENTRY.c.seq == CHAIN_HEAD.c.seq)
             .scalar_subquery()
         )
-        head = session.execute(
-            sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash, last_recorded)
+        signed_seq = sa.select(sa.func.max(SIGNED_HEAD.c.seq)).scalar_subquery()
+        signed_hash = (sa.select(SIGNED_HEAD.c.hash).where(SIGNED_HEAD.c.seq == signed_seq)
+                       .scalar_subquery())
+        query = (
+            sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash, last_recorded,
+                      last_seq.label("last_seq"), last_entry.label("last_hash"),
+                      signed_seq.label("signed_seq"), signed_hash.label("signed_hash"))
             .where(CHAIN_HEAD.c.id == 1)
-            .with_for_update(of=CHAIN_HEAD)
-        ).one()
+        )
+        head = session.execute(query.with_for_update(of=CHAIN_HEAD)).one()
+        problem = self._head_problem(head)
+        if problem is not None:
+            # On PostgreSQL (READ COMMITTED) a statement that waited for the lock gets the
+            # locked row as committed, but its subqueries still see the snapshot taken
+            # before the wait: the previous writer's entry and signed head are missing.
+            # Read again under the lock (a fresh snapshot) before calling it broken.
+            head = session.execute(query).one()
+            problem = self._head_problem(head)
+            if problem is not None:
+                raise problem
         # "Now" is read only once the write lock is held, and never before the last
         # recorded entry: transactions are ordered by the lock, so their instants must
         # be too. (Read before the lock, a writer that waited could commit a hold that
@@ -155,6 +181,40 @@ class WriteTxn:
         self._rows: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
         self._status_updates: list[dict[str, Any]] = []
         self._released_holds: list[str] = []
+        self.frontier = (heads.frontier_at(session, head.seq, head.hash)
+                         if heads is not None and heads.signing else None)
+
+    def _head_problem(self, head: Any) -> ChainBroken | None:
+        """Why the chain cannot be written on, as the database's own rows show it was
+        changed outside the ledger; None when it is consistent. Cheap: the figures come
+        with the head's row."""
+        seq, last = head.seq, head.last_seq or 0
+        if last > seq:
+            return ChainBroken(f"entry seq {last} exists past the chain head at seq {seq} "
+                               "(appended outside the ledger)", seq=seq + 1)
+        if last < seq:
+            return ChainBroken(f"the chain head is at seq {seq} but the last entry is seq "
+                               f"{last} (entries deleted)", seq=last + 1)
+        if seq and head.last_hash != head.hash:
+            return ChainBroken(f"the chain head's hash does not match entry seq {seq}",
+                               seq=seq)
+        signed = head.signed_seq
+        remembered = self.heads.last if self.heads is not None else None
+        if remembered is not None and (signed is None or remembered.seq > signed):
+            signed, signed_hash = remembered.seq, remembered.hash
+        else:
+            signed_hash = head.signed_hash
+        if signed is None:
+            return None
+        if signed > seq:
+            return ChainBroken(f"the chain head at seq {seq} is below the last signed head "
+                               f"at seq {signed} (rolled back)", seq=seq + 1)
+        if signed == seq and signed_hash != head.hash:
+            return ChainBroken(f"entry seq {seq} is not the signed head's", seq=seq)
+        if signed < seq and self.heads is not None and self.heads.signing:
+            return ChainBroken(f"entries seq {signed + 1}..{seq} are not covered by a signed "
+                               "head (appended without the signing key)", seq=signed + 1)
+        return None
 
     # -- buckets -------------------------------------------------------------
 
@@ -294,6 +354,14 @@ class WriteTxn:
                 [(self.head_seq, self.head_hash)],
                 ("s", "h"),
             ))
+        if self.frontier is not None and self.heads is not None \
+                and self.head_seq != self._start_seq:
+            append = self.frontier.append
+            for row in self._rows[ENTRY]:
+                append(leaf_hash(row["hash"]))
+            self.signed = self.heads.keys.sign(self.head_seq, self.head_hash,
+                                               self.frontier.root().hex(), self.now)
+            inserts.append((SIGNED_HEAD, [self.signed.row(self.now)]))
         write_all(self.session, deletes, inserts, updates)
 
     def _status_update(self, columns: tuple[str, ...]) -> Update:
