@@ -23,12 +23,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.auth import PUBLIC_PATHS, KeyAuthMiddleware
 from api.dashboard import dashboard_routes
 from api.docs_ui import assets_router, swagger_plugin
+from api.metrics import SCRAPE, RequestContext, before_send, metrics_endpoint
 from api.problems import QuotaExceeded, Throttled, handle_exception
 from api.routes import ROUTES
 from api.services import Services, build_services
 from api.wire import MAX_BODY_BYTES
 from ledger.clock import Clock
 from ledger.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, Unavailable
+from ledger.logs import configure_logging
 from ledger.settings import Settings, get_settings
 
 API_VERSION = "1.0.0"
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = build_services(settings, clock)
         app.state.services = services
+        SCRAPE.add(services)  # /metrics reads bucket use and breaker state from these
         if services.revocations is not None:  # serve once revocations reach this process
             await services.revocations.wait_subscribed(timeout=2.0)
         jobs = None
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            SCRAPE.discard(services)
             if jobs is not None:
                 jobs.shutdown(wait=False)
             await services.close()
@@ -84,15 +88,23 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         services: Services = request.app.state.services
         return services
 
-    return Litestar(
-        route_handlers=[*ROUTES, assets_router(), *dashboard_routes()],
+    app = Litestar(
+        route_handlers=[*ROUTES, metrics_endpoint, assets_router(), *dashboard_routes()],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
-        middleware=[DefineMiddleware(KeyAuthMiddleware, exclude=PUBLIC_PATHS)],
+        # RequestContext first: the request id is bound before anything logs.
+        middleware=[RequestContext,
+                    DefineMiddleware(KeyAuthMiddleware, exclude=[*PUBLIC_PATHS, "^/metrics$"])],
+        before_send=[before_send],  # X-Request-ID and HTTP metrics, error answers included
         exception_handlers={Exception: handle_exception},
         openapi_config=openapi_config(),
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=LoggingConfig(
-            log_exceptions="always", disable_stack_trace=QUIET_STATUSES
+            log_exceptions="always", disable_stack_trace=QUIET_STATUSES,
+            # Records go to the root logger, where ledger.logs renders them (JSON).
+            configure_root_logger=False,
+            loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
         ),
     )
+    configure_logging()
+    return app

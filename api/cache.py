@@ -64,6 +64,7 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as redis_asyncio
 
+from ledger import metrics
 from ledger.policy.types import FOOTPRINT, BucketKey
 from ledger.queries import BucketState, HeadroomPlan, LedgerReader
 
@@ -208,6 +209,7 @@ class HeadroomCache:
         if values[0] != raw or values[1:] != token_values:
             return None
         self.hits += 1
+        metrics.CACHE_LOOKUPS.labels("hit").inc()
         return answer
 
     def _remember(self, answer_key: str, raw: str, doc: dict[str, Any]) -> None:
@@ -233,18 +235,22 @@ class HeadroomCache:
         # Wall time before any token or database read: the answer's age counts from here.
         fresh_until = time.time() + ANSWER_TTL_S
         if not self._store_usable():
+            metrics.CACHE_LOOKUPS.labels("bypass").inc()
             return self.reader.headroom(country, operator_id, consignee_id, at)
         answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
         try:
             cached = self._cached_answer(answer_key, at)
             if cached is not None:
                 self.hits += 1
+                metrics.CACHE_LOOKUPS.labels("hit").inc()
                 return cached
             ref = self._tokens([REFERENCE_TOKEN])
         except redis.RedisError as exc:
             self._trip(exc)
+            metrics.CACHE_LOOKUPS.labels("bypass").inc()
             return self.reader.headroom(country, operator_id, consignee_id, at)
         self.misses += 1
+        metrics.CACHE_LOOKUPS.labels("miss").inc()
         plan = self.reader.headroom_plan(country, operator_id, consignee_id, at)
         try:
             tokens = ref | self._tokens(self._token_keys(plan))
@@ -382,7 +388,13 @@ class HeadroomCache:
 
     def _trip(self, exc: Exception) -> None:
         log.warning("headroom cache store unavailable (%s); reading the database", exc)
+        metrics.CACHE_BREAKER_TRIPS.inc()
         self._breaker_until = time.monotonic() + BREAKER_OPEN_S
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether reads bypass the store now (breaker open, or replacements pending)."""
+        return time.monotonic() < self._breaker_until or bool(self._pending)
 
 
 def build_headroom_cache(

@@ -28,6 +28,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from jobs.context import JobContext, JobResult
 from jobs.leader import LockFactory
 from jobs.records import claim, finish, period_of, record_failed
 from jobs.registry import JOBS, intervals
+from ledger import metrics
 from ledger.service import Ledger
 from ledger.settings import Settings
 
@@ -122,6 +124,20 @@ class JobRunner:
 
     def _run(self, name: str, period: str, options: dict[str, Any]
              ) -> tuple[int | None, JobResult]:
+        began = time.monotonic()
+        try:
+            run_id, result = self._run_locked(name, period, options)
+        except JobBusy:
+            raise
+        except Exception:
+            metrics.JOB_RUNS.labels(name, "failed").inc()
+            raise
+        metrics.JOB_RUNS.labels(name, result.outcome).inc()
+        metrics.JOB_SECONDS.labels(name).observe(time.monotonic() - began)
+        return run_id, result
+
+    def _run_locked(self, name: str, period: str, options: dict[str, Any]
+                    ) -> tuple[int | None, JobResult]:
         spec = JOBS[name]
         engine = self.ledger.engine
         lock = self.locks.for_job(name)

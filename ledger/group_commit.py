@@ -22,11 +22,12 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ledger.errors import LedgerError, Unavailable
+from ledger import metrics
+from ledger.errors import InvalidInput, LedgerError, Unavailable
 from ledger.service import Ledger, Result
-from ledger.views import Command
+from ledger.views import Command, ReserveCommand, ReserveOutcome
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 class _Item:
     command: Command
     future: Future[Result]
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -114,15 +116,23 @@ class GroupCommitter:
 
     def _execute(self, batch: list[_Item]) -> None:
         commands = [item.command for item in batch]
+        began = time.monotonic()
+        metrics.GROUP_COMMIT_BATCH.observe(len(batch))
+        for item in batch:
+            metrics.GROUP_COMMIT_WAIT.observe(began - item.queued_at)
         try:
             results = self.ledger.execute(commands)
         except Unavailable as exc:
             for item in batch:
+                _count_reservation(item.command, exc)
                 item.future.set_result(exc)
             return
         except Exception:
             log.exception("group commit batch of %d failed; retrying each alone", len(batch))
             results = [self._execute_alone(item.command) for item in batch]
+        metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - began)
+        for item, result in zip(batch, results, strict=True):
+            _count_reservation(item.command, result)
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
@@ -137,3 +147,23 @@ class GroupCommitter:
         except Exception as exc:
             log.exception("command failed alone")
             return LedgerError(f"internal error: {type(exc).__name__}")
+
+
+def _count_reservation(command: Command, result: Result | LedgerError) -> None:
+    """Reservations by outcome and path, denials by constraint (ledger.metrics)."""
+    if not isinstance(command, ReserveCommand):
+        return
+    if isinstance(result, ReserveOutcome):
+        if result.reservation is not None:
+            outcome = "replayed" if result.replayed else "held"
+            path = metrics.reservation_path(line.path for line in result.reservation.lines)
+            metrics.RESERVATIONS.labels(outcome, path).inc()
+            return
+        metrics.RESERVATIONS.labels("replayed" if result.replayed else "denied", "none").inc()
+        if not result.replayed:
+            for violation in result.violations:
+                metrics.DENIALS.labels(violation.constraint).inc()
+        return
+    outcome = ("unavailable" if isinstance(result, Unavailable)
+               else "invalid" if isinstance(result, InvalidInput) else "error")
+    metrics.RESERVATIONS.labels(outcome, "none").inc()

@@ -212,3 +212,28 @@ def test_keys_list_and_revoke(client: Any, live: LiveServer) -> None:
             victim.verify()
     with pytest.raises(NotFound):
         admin.revoke_key("key_0000000000000000")
+
+
+def test_server_logs_json_lines_with_the_request_id(live: LiveServer) -> None:
+    """`ledger serve` with stderr not a terminal logs JSON; a problem answer's line carries
+    the request id that the X-Request-ID header returned (given or generated)."""
+    import json
+    import time
+
+    given = httpx.get(f"{live.url}/v1/reservations/res_nothing",
+                      headers={"Authorization": f"Bearer {live.keys['vendor']}",
+                               "X-Request-ID": "client-trace-7"})
+    assert given.status_code == 404 and given.headers["x-request-id"] == "client-trace-7"
+    made = httpx.get(f"{live.url}/v1/chips")
+    assert made.status_code == 401
+    rid = made.headers["x-request-id"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in live.logs().splitlines() if x.startswith("{")]
+        ids = {x.get("request_id") for x in lines}
+        if {"client-trace-7", rid} <= ids:
+            break
+        time.sleep(0.1)
+    assert {"client-trace-7", rid} <= ids
+    line_ = next(x for x in lines if x.get("request_id") == rid and x["event"] == "request")
+    assert (line_["status"], line_["route"], line_["level"]) == (401, "/v1/chips", "info")
