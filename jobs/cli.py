@@ -124,12 +124,14 @@ def verify_bundle_command(args: argparse.Namespace) -> int:
     except BundleError as err:
         print(f"bundle: BAD: {err}")
         return 1
+    proofs = (f", {plural(report.proofs, 'Merkle proof')} verified"
+              if report.proofs and report.heads else "")
     counts = (f"{plural(report.entries, 'entry', 'entries')} "
               f"{_seq_range(report.first_seq, report.last_seq)}, "
               f"{plural(report.checkpoints, 'signed checkpoint')}, "
               + (f"{plural(report.heads, 'signed head')}"
-                 f"{' (Merkle roots recomputed)' if report.roots_checked else ''}, "
-                 if report.heads else "")
+                 f"{' (Merkle roots recomputed)' if report.roots_checked else ''}"
+                 f"{proofs}, " if report.heads else "")
               + f"head {report.head}")
     if report.key_id is None:
         print(f"bundle: ok (UNSIGNED: hash chain and digest only, no signature checked): "

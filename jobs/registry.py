@@ -8,6 +8,7 @@ from jobs.alerts import check_thresholds
 from jobs.cache_rebuild import rebuild_cache
 from jobs.context import Job
 from jobs.expire import expire_holds
+from jobs.merkle_nodes import merkle_nodes
 from jobs.reconcile import reconcile
 from jobs.shipments import watch_inbox
 from jobs.signing import sign_checkpoint
@@ -38,6 +39,8 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
             "compare the Redis headroom cache with the database"),
     JobSpec("reconcile", reconcile, 3600, "recompute buckets from entries, report drift"),
     JobSpec("sign_checkpoint", sign_checkpoint, 3600, "sign the chain head with Ed25519"),
+    JobSpec("merkle_nodes", merkle_nodes, 30,
+            "store Merkle tree nodes of new entries (--full: check every stored node)"),
     JobSpec("structuring", structuring, 3600,
             "find consignees linked by address, officer or owner taking more than one LPP cap"),
 )}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, batch, headroom, health, history, jobs, keys
+from api.routes import audit, batch, headroom, health, history, jobs, keys, proofs
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -21,6 +21,8 @@ ROUTES: list[Any] = [
     history.entries,
     history.balances,
     audit.verify,
+    proofs.inclusion,
+    proofs.consistency,
     audit.head,
     audit.keys,
     jobs.job_runs,

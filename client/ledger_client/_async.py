@@ -238,6 +238,21 @@ class AsyncLedgerClient:
         result: dict[str, Any] = await self.send(C.get("/v1/audit/verify"))
         return result
 
+    async def inclusion_proof(self, seq: int, head_seq: int | None = None) -> dict[str, Any]:
+        """RFC 9162 inclusion proof of entry `seq` in the tree of `head_seq` entries
+        (default: the head). Check it offline with `ledger_client.merkle.check_inclusion`
+        against the root of a signed head you verified, not the root it carries."""
+        result: dict[str, Any] = await self.send(C.get(
+            "/v1/audit/proof/inclusion", seq=seq, head_seq=head_seq))
+        return result
+
+    async def consistency_proof(self, first: int, second: int | None = None) -> dict[str, Any]:
+        """RFC 9162 proof that the tree of `second` entries (default: the head) extends
+        the tree of `first`; check it with `ledger_client.merkle.check_consistency`."""
+        result: dict[str, Any] = await self.send(C.get(
+            "/v1/audit/proof/consistency", **{"from": first, "to": second}))
+        return result
+
     # -- keys ---------------------------------------------------------------------------
 
     def list_keys(self, *, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:

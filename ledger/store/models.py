@@ -279,3 +279,18 @@ class ApiKeyEvent(SQLModel, table=True):
     action: str = Field(max_length=16)  # created | revoked
     actor: str = Field(max_length=64)
     at: datetime = time_column()
+
+
+class MerkleNode(SQLModel, table=True):
+    """A complete subtree of the RFC 9162 Merkle tree over entries (ledger.merkle):
+    the hash of the 2**level leaves starting at leaf idx * 2**level (leaf i is the
+    entry with seq i+1). Only level >= 1: a leaf is leaf_hash(entry.hash). Derived
+    data (ledger.merkle_store): filled after commit by a catch-up step, rebuilt from
+    entries at will, and never trusted: proofs are checked against signed roots."""
+
+    __tablename__ = "merkle_node"
+
+    level: int = Field(sa_column=sa.Column(sa.SmallInteger, primary_key=True,
+                                           autoincrement=False))
+    idx: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
