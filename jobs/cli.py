@@ -71,6 +71,26 @@ def signing_key_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_csv(args: argparse.Namespace, settings: Any) -> int:
+    """Entries seq >= --since matching the filters as CSV (ledger.csv_export), page by
+    page, to --out (`-`: stdout)."""
+    from ledger.bootstrap import open_engine
+    from ledger.csv_export import write_entries_csv
+    from ledger.policy.ruleset import load_rule_set
+    from ledger.queries import EntryFilter, LedgerReader
+
+    engine = open_engine(settings)
+    reader = LedgerReader(engine, load_rule_set(settings.rule_set))
+    filt = EntryFilter(args.country, args.operator_id, args.consignee_id, args.kind)
+    if args.out == "-":
+        count = write_entries_csv(reader, filt, sys.stdout, after_seq=max(args.since - 1, 0))
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as file:
+            count = write_entries_csv(reader, filt, file, after_seq=max(args.since - 1, 0))
+    print(f"wrote {args.out}: {plural(count, 'entry', 'entries')} (CSV)", file=sys.stderr)
+    return 0
+
+
 @command("export")
 def export_command(args: argparse.Namespace) -> int:
     from jobs.bundle import export_bundle
@@ -78,6 +98,8 @@ def export_command(args: argparse.Namespace) -> int:
     from ledger.clock import SystemClock
 
     settings = get_settings()
+    if args.format == "csv":
+        return _export_csv(args, settings)
     if not settings.signing_key_path and not args.unsigned:
         print("error: LEDGER_SIGNING_KEY_PATH is not set (or pass --unsigned)", file=sys.stderr)
         return 2
@@ -209,6 +231,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--since", type=int, default=1, help="first seq to export (default 1)")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write")
     p.add_argument("--unsigned", action="store_true", help="no signing key: digest only")
+    p.add_argument("--format", choices=("bundle", "csv"), default="bundle",
+                   help="bundle (default): the signed audit bundle; csv: entries as CSV "
+                        "with a header row (--out - for stdout), filtered as below")
+    p.add_argument("--country", default=None, help="csv: only entries to this country")
+    p.add_argument("--operator-id", default=None, help="csv: only this operator's entries")
+    p.add_argument("--consignee-id", default=None, help="csv: only this consignee's entries")
+    p.add_argument("--kind", default=None,
+                   help="csv: only entries of this kind (hold, commit, release, ...)")
 
     p = sub.add_parser("verify-bundle", help="check a bundle offline; non-zero when bad")
     p.add_argument("file", help="the bundle, as `ledger export` wrote it")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, batch, headroom, health, history, jobs, keys, proofs
+from api.routes import audit, batch, exports, headroom, health, history, jobs, keys, proofs
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -20,6 +20,8 @@ ROUTES: list[Any] = [
     headroom.headroom,
     history.entries,
     history.balances,
+    exports.entries_csv,
+    exports.balances_csv,
     audit.verify,
     proofs.inclusion,
     proofs.consistency,
