@@ -56,5 +56,8 @@ def test_head_and_keys_are_served_and_a_broken_chain_refuses_writes_with_503(
     assert "entry seq 4 exists past the chain head at seq 3" in problem["detail"]
     verdict = api.get("/v1/audit/verify", role="auditor").json()
     assert verdict["ok"] is False and verdict["first_bad_seq"] == 4
-    findings = api.get("/v1/jobs/findings?kind=chain_broken").json()
-    assert findings
+    answer = api.get("/v1/reconciliation/findings?kind=chain_broken", role="auditor")
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    items = found["items"] if isinstance(found, dict) else found
+    assert [(f["job"], f["details"]["seq"]) for f in items] == [("write", 4)]
