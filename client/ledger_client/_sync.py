@@ -232,6 +232,53 @@ class LedgerClient:
             consignee_id=consignee_id))
         return result
 
+    def entries_csv(self, *, country: str | None = None, operator_id: str | None = None,
+                    consignee_id: str | None = None, kind: str | None = None,
+                    since: datetime | str | None = None,
+                    until: datetime | str | None = None) -> Iterator[str]:
+        """`/v1/entries.csv` line by line (header first), streamed as the service sends it.
+        Retried like any call until the answer starts; a problem answer raises."""
+        return self.stream_lines(C.get(
+            "/v1/entries.csv", country=country, operator_id=operator_id,
+            consignee_id=consignee_id, kind=kind, since=since, until=until))
+
+    def balances_csv(self, *, as_of: datetime | str | None = None,
+                     country: str | None = None, operator_id: str | None = None,
+                     consignee_id: str | None = None) -> Iterator[str]:
+        """`/v1/balances.csv` line by line (header first)."""
+        return self.stream_lines(C.get(
+            "/v1/balances.csv", as_of=as_of, country=country, operator_id=operator_id,
+            consignee_id=consignee_id))
+
+    def stream_lines(self, call: Call) -> Iterator[str]:
+        """The answer's text lines as they arrive; retries (429 / 503 / transport errors)
+        only until the answer starts."""
+        started = time.monotonic()
+        attempt = 0
+        streaming = False  # once lines were handed out, a fault is raised, never retried
+        while True:
+            attempt += 1
+            try:
+                with self._http.stream(call.method, call.path, params=call.params,
+                                       headers=call.headers) as response:
+                    wait = None
+                    if response.status_code in (429, 503):
+                        wait = self.retry.wait_before_next(attempt, started,
+                                                           retry_after_of(response))
+                    if wait is None:
+                        if not response.is_success:
+                            response.read()
+                            decode(response)  # raises the typed problem
+                        streaming = True
+                        yield from response.iter_lines()
+                        return
+            except httpx.TransportError:
+                wait = None if streaming else self.retry.wait_before_next(attempt, started,
+                                                                           None)
+                if wait is None:
+                    raise
+            time.sleep(wait)
+
     def verify(self) -> dict[str, Any]:
         result: dict[str, Any] = self.send(C.get("/v1/audit/verify"))
         return result
