@@ -314,7 +314,7 @@ EXTENSIONS: list[Callable[[Any], None]] = []
 def _load_extensions() -> None:
     import importlib
 
-    for module in ("ledger.replay_cli", "ledger.merkle_cli", "jobs.cli"):
+    for module in ("ledger.replay_cli", "ledger.merkle_cli", "ledger.screening.cli", "jobs.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

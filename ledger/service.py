@@ -46,6 +46,8 @@ from ledger.reference import (
     consignee_info,
     upsert,
 )
+from ledger.screening.clearance import clear_match
+from ledger.screening.screen import screen_changed_party
 from ledger.store.engine import writer
 from ledger.store.models import Consignee, License, Operator
 from ledger.store.txn import (
@@ -239,7 +241,7 @@ class Ledger:
                 raise InvalidInput("; ".join(errors),
                                    field="parent_country" if hq_ok else "hq_country")
 
-        self._put(Operator, values, guard)
+        self._put(Operator, values, guard, screen="operator")
 
     def put_consignee(self, data: ConsigneeInput) -> None:
         """Create or replace a consignee. Its group may not change while it has use in
@@ -267,7 +269,7 @@ class Ledger:
                     "(that use would drop out of its group's count)",
                 )
 
-        self._put(Consignee, data.row(), guard)
+        self._put(Consignee, data.row(), guard, screen="consignee")
 
     def put_license(self, data: LicenseInput) -> None:
         data.validate()
@@ -291,6 +293,7 @@ class Ledger:
         model: type[Any],
         values: dict[str, Any],
         guard: Callable[[Session, datetime], None] | None = None,
+        screen: str | None = None,
     ) -> None:
         try:
             with Session(self.write_engine) as session, session.begin():
@@ -298,8 +301,22 @@ class Ledger:
                 if guard is not None:
                     guard(session, now)
                 upsert(session, model, values, now)
+                if screen is not None:  # "operator" | "consignee": screened on every change
+                    session.flush()
+                    screen_changed_party(session, screen, values["id"], now)
         except DB_FAULTS as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    # -- restricted-party screening ------------------------------------------
+
+    def clear_screening_match(self, party_id: str, entry_id: str, reason: str,
+                              actor: str) -> dict[str, Any]:
+        """An admin's clearance of a match: an entry of kind `clearance` in the chain
+        (through the write path like every entry) and the match stops blocking until the
+        party or the list entry changes."""
+        return self._write(
+            lambda txn: clear_match(txn, self.rule_set, party_id, entry_id, reason),
+            actor=actor)
 
     def get_reference(self, model: type[Any], ident: str) -> Any:
         """A reference row as a plain dict, or NotFound."""

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.routes import audit, batch, exports, headroom, health, history, jobs, keys, proofs
+from api.routes import (
+    audit,
+    batch,
+    exports,
+    headroom,
+    health,
+    history,
+    jobs,
+    keys,
+    proofs,
+    screening,
+)
 from api.routes.reference import ReferenceController
 from api.routes.reservations import ReservationController
 
@@ -31,4 +42,8 @@ ROUTES: list[Any] = [
     jobs.findings,
     keys.keys,
     keys.revoke,
+    screening.import_screening_list,
+    screening.list_in_force,
+    screening.screening_matches,
+    screening.clear_match,
 ]

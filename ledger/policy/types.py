@@ -25,7 +25,9 @@ UVEU = "uveu"
 TIER3 = "tier3"
 LICENSE_REQUIRED = "license_required"
 PROHIBITED = "prohibited"  # a presumption of denial (e.g. USC-7 above the thresholds)
-RULE_CONSTRAINTS = frozenset({TIER3, LICENSE_REQUIRED, PROHIBITED})
+# A party matches a restricted-party list entry not cleared (ledger.screening).
+SCREENING = "screening"
+RULE_CONSTRAINTS = frozenset({TIER3, LICENSE_REQUIRED, PROHIBITED, SCREENING})
 
 # Authorization paths a line can take.
 PATH_TIER1 = "tier1"

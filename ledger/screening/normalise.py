@@ -9,14 +9,15 @@ explained:
   are spelled out (ß → ss, æ → ae, ø → o, ł → l, đ → d, þ → th, œ → oe).
 - Case folded; "&" reads "and"; every other run of punctuation or spacing is one
   space (so "Co.,Ltd." and "Co Ltd" agree, and "A.B.C." = "A B C").
-- Names: legal-form words are dropped wherever they stand (Co., Ltd., Inc., LLC,
-  GmbH, Corp., Limited, S.A., AG, PLC, Pte, Sdn Bhd, ...), and a few
+- Runs of single letters are one word ("H.P.C." = "HPC", "L.L.C." = "LLC").
+- Names: legal-form words are dropped wherever they stand after the first word
+  (Co., Ltd., Inc., LLC, GmbH, Corp., Limited, S.A., AG, PLC, Pte, Sdn Bhd, ...); a few
   transliteration equivalences are applied word by word (see `NAME_WORDS`).
 - Addresses: common abbreviations are spelled out (Rd → road, St → street,
   Bldg → building, No. → number, Fl → floor, ...).
 
-A name made only of legal-form words normalises to its folded words instead of
-to nothing, so "Limited Co." never equals every other such name.
+The first word is never dropped (it is the name's own, as in "SA Holdings"), so
+no name normalises to nothing but an empty one.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ _LEGAL_PHRASES: Final = (
     ("o", "o", "o"),
     ("sp", "z", "o", "o"), ("d", "o", "o"), ("k", "k"),
 )
+
+_PHRASES_BY_FIRST: Final = {
+    first: tuple(sorted((p for p in _LEGAL_PHRASES if p[0] == first), key=len, reverse=True))
+    for first in {p[0] for p in _LEGAL_PHRASES}
+}
 
 # Transliteration and spelling equivalences, word by word: the left spelling
 # becomes the right one. Kept small and documented in docs/screening.md.
@@ -101,6 +107,8 @@ _ORDINAL_WORDS: Final = {
 
 def fold(s: str) -> str:
     """Accents and diacritics stripped (NFKD), a few letters spelled out, case folded."""
+    if s.isascii():
+        return s.lower()
     s = s.translate(_SPELLED)
     decomposed = unicodedata.normalize("NFKD", s)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
@@ -115,9 +123,8 @@ def words(s: str) -> list[str]:
 def _drop_phrases(ws: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
-    longest_first = sorted(_LEGAL_PHRASES, key=len, reverse=True)
     while i < len(ws):
-        for phrase in longest_first:
+        for phrase in _PHRASES_BY_FIRST.get(ws[i], ()):
             n = len(phrase)
             # A spelled-out legal form ("S.A.", "B.V.") is dropped only at the end or
             # before another legal form: initials at the start of a name stay.
@@ -131,8 +138,26 @@ def _drop_phrases(ws: list[str]) -> list[str]:
     return out
 
 
+def join_initials(ws: list[str]) -> list[str]:
+    """Runs of single letters become one word: "H.P.C." = "H P C" = "HPC", "L.L.C." = "LLC"."""
+    out: list[str] = []
+    run = ""
+    for w in ws:
+        if len(w) == 1 and w.isalpha():
+            run += w
+            continue
+        if run:
+            out.append(run)
+            run = ""
+        out.append(w)
+    if run:
+        out.append(run)
+    return out
+
+
 def _is_legal_phrase_at(ws: list[str], i: int) -> bool:
-    return any(tuple(ws[i:i + len(p)]) == p for p in _LEGAL_PHRASES)
+    return i < len(ws) and any(tuple(ws[i:i + len(p)]) == p
+                               for p in _PHRASES_BY_FIRST.get(ws[i], ()))
 
 
 def normalise_name(s: str) -> str:
@@ -146,9 +171,9 @@ def normalise_name(s: str) -> str:
     ws = words(s)
     if not ws:
         return ""
-    kept = [w for w in _drop_phrases(ws) if w not in LEGAL_FORM_WORDS]
-    if not kept:  # nothing but legal forms: keep what was written
-        kept = ws
+    joined = join_initials(_drop_phrases(ws))
+    # The first word is the name's own, even when it spells a legal form ("SA Holdings").
+    kept = joined[:1] + [w for w in joined[1:] if w not in LEGAL_FORM_WORDS]
     return " ".join(NAME_WORDS.get(w, w) for w in kept)
 
 
@@ -169,6 +194,7 @@ def normalise_address(s: str) -> str:
 
 
 def normalise_person(s: str) -> str:
-    """An officer's name: folded words in order (no legal forms, no abbreviations).
-    Romanisation equivalences of `NAME_WORDS` apply (Mohammed = Muhammad)."""
-    return " ".join(NAME_WORDS.get(w, w) for w in words(s))
+    """An officer's name: folded words in order (no legal forms, no abbreviations),
+    initials joined ("J. R. Doe" = "JR Doe"). Romanisation equivalences of `NAME_WORDS`
+    apply (Mohammed = Muhammad)."""
+    return " ".join(NAME_WORDS.get(w, w) for w in join_initials(words(s)))

@@ -294,3 +294,106 @@ class MerkleNode(SQLModel, table=True):
                                            autoincrement=False))
     idx: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
     hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
+
+
+# -- restricted-party screening (ledger.screening) -----------------------------------
+
+
+class ScreeningListVersion(SQLModel, table=True):
+    """One import of a restricted-party list: the version in force at t is the latest
+    imported at or before t. Identified by the SHA-256 of the file's bytes."""
+
+    __tablename__ = "screening_list_version"
+    __table_args__ = (sa.Index("ix_screening_list_version_imported", "imported_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, index=True)
+    imported_at: datetime = time_column()
+    source: str = Field(max_length=500)  # file name or "api"
+    entries: int
+    actor: str = Field(max_length=64)
+
+
+class ScreeningEntry(SQLModel, table=True):
+    """A list entry as one version had it (kept for every version: history)."""
+
+    __tablename__ = "screening_entry"
+
+    version_id: int = Field(primary_key=True)
+    entry_id: str = Field(primary_key=True, max_length=100)
+    list_name: str = Field(max_length=200)  # the CSV's `source`
+    name: str = Field(max_length=500)
+    fingerprint: str = Field(max_length=64)  # SHA-256 of the entry's fields
+    data: dict[str, Any] = json_column()
+
+
+class ScreeningEntryKey(SQLModel, table=True):
+    """Normalised names, aliases, addresses and officers of the current version's
+    entries: screening looks them up by key, never scanning the list."""
+
+    __tablename__ = "screening_entry_key"
+    __table_args__ = (sa.Index("ix_screening_entry_key_lookup", "key_type", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int
+    entry_id: str = Field(max_length=100)
+    key_type: str = Field(max_length=16)  # name | alias | address | officer
+    key: str = Field(max_length=500)
+
+
+class ScreeningPartyKey(SQLModel, table=True):
+    """Normalised name, address, officers and owners of each operator and consignee."""
+
+    __tablename__ = "screening_party_key"
+    __table_args__ = (
+        sa.Index("ix_screening_party_key_lookup", "key_type", "key"),
+        sa.Index("ix_screening_party_key_party", "party_kind", "party_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    party_kind: str = Field(max_length=16)  # operator | consignee
+    party_id: str = Field(max_length=64)
+    key_type: str = Field(max_length=16)  # name | address | officer | owner
+    key: str = Field(max_length=500)
+    percent: int | None = None  # owners only
+
+
+class ScreeningMatch(SQLModel, table=True):
+    """A party's current match with an entry of the list version in force (replaced on
+    every party change and list import). Cleared when a clearance names the same
+    party and entry fingerprints."""
+
+    __tablename__ = "screening_match"
+    __table_args__ = (sa.Index("ix_screening_match_party_id", "party_id"),)
+
+    party_kind: str = Field(primary_key=True, max_length=16)
+    party_id: str = Field(primary_key=True, max_length=64)
+    entry_id: str = Field(primary_key=True, max_length=100)
+    matched_on: str = Field(primary_key=True, max_length=24)
+    list_name: str = Field(max_length=200)
+    score: float
+    version_id: int
+    entry_fingerprint: str = Field(max_length=64)
+    party_fingerprint: str = Field(max_length=64)
+    # The party an address-and-officer match went through (one hop), if any.
+    via: str | None = Field(default=None, max_length=100)
+    matched_at: datetime = time_column()
+
+
+class ScreeningClearance(SQLModel, table=True):
+    """An admin's clearance of a match (also an entry of kind `clearance` in the chain,
+    seq). Holds while the party's and the entry's fingerprints are unchanged."""
+
+    __tablename__ = "screening_clearance"
+    __table_args__ = (sa.Index("ix_screening_clearance_party_entry", "party_id", "entry_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    party_kind: str = Field(max_length=16)
+    party_id: str = Field(max_length=64)
+    entry_id: str = Field(max_length=100)
+    party_fingerprint: str = Field(max_length=64)
+    entry_fingerprint: str = Field(max_length=64)
+    reason: str = Field(max_length=500)
+    actor: str = Field(max_length=64)
+    cleared_at: datetime = time_column()
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))

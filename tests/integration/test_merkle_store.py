@@ -16,6 +16,7 @@ from ledger.chain import ENCODING_VERSION, GENESIS_HASH, entry_hash
 from ledger.merkle import (
     MemoryTree,
     consistency_proof,
+    frontier_from_leaves,
     inclusion_proof,
     leaf_hash,
     verify_consistency,
@@ -27,6 +28,7 @@ from ledger.merkle_store import (
     TreeSizeError,
     catch_up,
     frontier_at,
+    frontier_for_signing,
     prove_consistency,
     prove_inclusion,
     rebuild,
@@ -151,3 +153,26 @@ def test_nodes_past_the_chain_end_are_dropped_by_catch_up(engine: sa.Engine) -> 
         session.execute(sa.update(CHAIN_HEAD).values(seq=75))
     with Session(engine) as session, pytest.raises(MissingEntries, match=r"71\.\.75"):
         prove_inclusion(session, 1, 75)
+
+
+def test_frontier_for_signing_trusts_nodes_only_when_they_give_the_signed_root(
+    engine: sa.Engine,
+) -> None:
+    hashes = append_entries(engine, 90)
+    catch_up(engine)
+    hashes = append_entries(engine, 5)  # 91..95 past the signed head and the nodes
+    tree = MemoryTree([leaf_hash(h) for h in hashes])
+    with Session(engine) as session:
+        for signed in (None, 90, 95):
+            f = frontier_for_signing(session, 95, signed, None if signed is None
+                                     else tree.root(signed).hex())
+            assert f.to_state() == frontier_from_leaves(tree.levels[0]).to_state()
+    # a forged node: the signed root is not reproduced, so entries are read instead
+    with Session(engine) as session, session.begin():
+        session.execute(sa.update(MERKLE_NODE).where(MERKLE_NODE.c.level == 6,
+                                                     MERKLE_NODE.c.idx == 0)
+                        .values(hash=b"\x07" * 32))
+    with Session(engine) as session:
+        assert frontier_at(session, 90).root() != tree.root(90)
+        f = frontier_for_signing(session, 95, 90, tree.root(90).hex())
+        assert f.root() == tree.root(95)

@@ -236,10 +236,13 @@ def test_no_diffusion_quotas_after_rescission(rule_set: RuleSet) -> None:
 
 def test_not_firm_lists_every_soft_number() -> None:
     not_firm = DIFFUSION.not_firm()
-    assert not_firm[:8] == [
+    assert not_firm[:10] == [
         "groups.tier3.MO",
         "groups.tier3.KH",
         "groups.g2g",
+        # The affiliates rule's dates (for screening), as in us-controls-2026.
+        "measures.affiliates_rule.suspended.2025-11-10",
+        "measures.affiliates_rule.in_force.2026-11-10",
         "quotas.nveu.schedule.2025Q1",
         "quotas.nveu.schedule.2026Q1",
         "quotas.nveu.schedule.2027Q1",

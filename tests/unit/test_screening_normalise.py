@@ -41,13 +41,15 @@ def test_names_that_differ(a: str, b: str) -> None:
 
 
 def test_only_legal_forms_keeps_the_words() -> None:
-    assert normalise_name("Limited Co.") == "limited co"
+    assert normalise_name("Limited Co.") == "limited"  # the first word stays
     assert normalise_name("") == ""
     assert normalise_name("  ,.  ") == ""
 
 
-def test_leading_initials_stay() -> None:
-    assert normalise_name("S.A. Holdings") == "s a holdings"
+def test_initials_are_joined() -> None:
+    assert normalise_name("S.A. Holdings") == "sa holdings"  # leading initials stay
+    assert normalise_name("Zenith H.P.C. Limited") == normalise_name("Zenith HPC")
+    assert normalise_name("Kestrel Cloud, L.L.C.") == normalise_name("KESTREL CLOUD")
 
 
 @pytest.mark.parametrize(("a", "b"), [
