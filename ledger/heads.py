@@ -239,15 +239,17 @@ class HeadSigner:
 
     def frontier_at(self, session: Session, seq: int, chain_hash: str) -> MerkleFrontier:
         """A private copy of the frontier of entries 1..seq (whose hash is `chain_hash`),
-        caught up from the database if needed: O(entries since this process last wrote),
-        O(n) only the first time."""
+        caught up from the database if needed: O(entries since this process last wrote).
+        The first time (or after the chain shrank) it starts from the stored Merkle
+        nodes at the last signed head, trusted only if they give that head's signed
+        root; else from genesis (O(n))."""
         with self._lock:
             frontier = None if self._frontier is None else self._frontier.copy()
             known = self._frontier_hash
         if frontier is not None and frontier.size == seq and known == chain_hash:
             return frontier
         if frontier is None or frontier.size > seq:
-            frontier = MerkleFrontier()
+            frontier = self._from_stored_nodes(session, seq) or MerkleFrontier()
         rows = session.execute(
             sa.select(ENTRY.c.hash).where(ENTRY.c.seq > frontier.size, ENTRY.c.seq <= seq)
             .order_by(ENTRY.c.seq).execution_options(yield_per=20_000)
@@ -255,6 +257,26 @@ class HeadSigner:
         for (entry_hash,) in rows:
             frontier.append(leaf_hash(entry_hash))
         return frontier
+
+    def _from_stored_nodes(self, session: Session, seq: int) -> MerkleFrontier | None:
+        """The frontier at the last signed head at or below `seq`, from the merkle_node
+        table (ledger.merkle_store: O(log n) look-ups plus the entries it has not caught
+        up yet), when its root is the one that head signed; None otherwise."""
+        row = session.execute(sa.select(SIGNED_HEAD).where(SIGNED_HEAD.c.seq <= seq)
+                              .order_by(SIGNED_HEAD.c.seq.desc()).limit(1)).first()
+        if row is None:
+            return None
+        head = SignedHead.from_row(row)
+        if self.keys.check(head) is not None:
+            return None
+        try:
+            from ledger.merkle_store import frontier_at
+
+            with session.begin_nested():  # a failed read must not spoil the write txn
+                frontier = frontier_at(session, head.seq)
+        except Exception:  # a missing or damaged node table: rebuild from the entries
+            return None
+        return frontier if frontier.root().hex() == head.root else None
 
     def committed(self, frontier: MerkleFrontier, chain_hash: str,
                   head: SignedHead | None) -> None:

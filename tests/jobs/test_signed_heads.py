@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from jobs.bundle import BundleError, export_bundle, verify_bundle
 from jobs.context import JobContext
@@ -546,3 +547,26 @@ def test_concurrent_writers_in_two_processes_sign_every_head_consistently(
     report = check_heads(books.ledger.engine, books.ledger.heads.keys)  # type: ignore[union-attr]
     assert report.ok, report.problems
     assert report.last_signed == 59 and report.signed_heads == 59
+
+
+def test_a_restarted_writer_starts_its_frontier_from_stored_nodes_it_can_trust(
+    books: Books, rule_set, clock: ManualClock  # type: ignore[no-untyped-def]
+) -> None:
+    from ledger.merkle_store import MERKLE_NODE, catch_up
+
+    engine = books.ledger.engine
+    catch_up(engine, upto=16)  # nodes for the first 16 leaves; 17..19 come from entries
+    restarted = head_signer(books.settings)
+    assert restarted is not None
+    with Session(engine) as session:
+        frontier = restarted._from_stored_nodes(session, 19)
+    assert frontier is not None and frontier.size == 19
+    assert frontier.root().hex() == latest_head(engine).root  # type: ignore[union-attr]
+    # A node changed in the table: its root is not the signed one, so it is not used.
+    dba(engine, lambda conn: conn.execute(
+        sa.update(MERKLE_NODE).where(MERKLE_NODE.c.level == 4).values(hash=bytes(32))))
+    with Session(engine) as session:
+        assert restarted._from_stored_nodes(session, 19) is None
+    ledger = Ledger(engine, rule_set, clock, heads=restarted)
+    _grow(ledger, 22)  # falls back to the entries: the roots are right all the same
+    assert check_heads(engine, restarted.keys).ok
