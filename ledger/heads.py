@@ -259,9 +259,10 @@ class HeadSigner:
         return frontier
 
     def _from_stored_nodes(self, session: Session, seq: int) -> MerkleFrontier | None:
-        """The frontier at the last signed head at or below `seq`, from the merkle_node
-        table (ledger.merkle_store: O(log n) look-ups plus the entries it has not caught
-        up yet), when its root is the one that head signed; None otherwise."""
+        """The frontier of entries 1..seq from the merkle_node table at the last signed
+        head at or below `seq` whose signature the ring accepts
+        (ledger.merkle_store.frontier_for_signing: trusted only if it reproduces that
+        head's signed root, else read from the entries); None without such a head."""
         row = session.execute(sa.select(SIGNED_HEAD).where(SIGNED_HEAD.c.seq <= seq)
                               .order_by(SIGNED_HEAD.c.seq.desc()).limit(1)).first()
         if row is None:
@@ -269,14 +270,9 @@ class HeadSigner:
         head = SignedHead.from_row(row)
         if self.keys.check(head) is not None:
             return None
-        try:
-            from ledger.merkle_store import frontier_at
+        from ledger.merkle_store import frontier_for_signing
 
-            with session.begin_nested():  # a failed read must not spoil the write txn
-                frontier = frontier_at(session, head.seq)
-        except Exception:  # a missing or damaged node table: rebuild from the entries
-            return None
-        return frontier if frontier.root().hex() == head.root else None
+        return frontier_for_signing(session, seq, head.seq, head.root)
 
     def committed(self, frontier: MerkleFrontier, chain_hash: str,
                   head: SignedHead | None) -> None:
