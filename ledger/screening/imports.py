@@ -17,6 +17,7 @@ from ledger.screening.screen import (
     ENTRY_KEY,
     VERSION,
     current_version,
+    lock_screening,
     rescreen_everyone,
 )
 from ledger.store.engine import writer
@@ -46,6 +47,7 @@ def import_list(engine: sa.Engine, content: bytes, source: str, actor: str,
     (naming the row) for a malformed file, before anything is written."""
     parsed = parse_list(content)
     with Session(writer(engine)) as session, session.begin():
+        lock_screening(session)
         latest = current_version(session)
         if latest is not None and latest.sha256 == parsed.sha256:
             return ImportResult(latest.id, latest.sha256, latest.entries,

@@ -491,9 +491,21 @@ def _neighbours(session: Session, party: Party | None, kind: str, party_id: str
     )} - {(kind, party_id)}
 
 
+SCREENING_LOCK: Final = 0x5C12EE41  # a PostgreSQL advisory lock id of our own
+
+
+def lock_screening(session: Session) -> None:
+    """Serialises writers of screening state (party changes, imports) for the rest of the
+    transaction: two of them rescreening one party would write the same match rows.
+    (SQLite write transactions are serialised already.) Reservations only read."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCREENING_LOCK})
+
+
 def screen_changed_party(session: Session, kind: str, party_id: str, now: datetime) -> None:
     """After a PUT, in its transaction: the party's keys and matches replaced, and those
     of the parties next to it (shared address or officer, or owned by it) recomputed."""
+    lock_screening(session)
     party = load_party(session, kind, party_id)
     near = _neighbours(session, party, kind, party_id)
     session.execute(sa.delete(PARTY_KEY).where(

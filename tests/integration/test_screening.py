@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from jobs.bundle import export_bundle, verify_bundle
 from ledger.chain import verify_entries
+from ledger.cli import main
 from ledger.clock import ManualClock
 from ledger.errors import NotFound
 from ledger.job_records import list_findings
@@ -22,6 +23,7 @@ from ledger.screening.imports import import_list, list_versions, version_at
 from ledger.screening.lists import ListError
 from ledger.screening.screen import list_matches
 from ledger.service import Ledger
+from ledger.settings import get_settings
 from ledger.store.txn import ENTRY
 from tests.factories import line, reserve
 
@@ -221,7 +223,8 @@ def test_ownership_does_not_block_while_the_affiliates_rule_is_suspended(
 
 
 def test_clearance_is_a_chain_entry_survives_a_restart_and_verifies_in_a_bundle(
-        books: Ledger, clock: ManualClock, tmp_path: Path) -> None:
+        books: Ledger, clock: ManualClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     load(books)
     put_consignee(books, "nw", "Northwind Server Works", address=ZENITH_ADDRESS,
                   officers=("Lo Fictus",))
@@ -253,6 +256,18 @@ def test_clearance_is_a_chain_entry_survives_a_restart_and_verifies_in_a_bundle(
     assert b'"clearance"' in data
     report = verify_bundle(data, None, True)
     assert report.entries == len(rows)
+    # And through the commands an auditor runs.
+    monkeypatch.setenv("LEDGER_DATABASE_URL", books.engine.url.render_as_string(False))
+    monkeypatch.delenv("LEDGER_SIGNING_KEY_PATH", raising=False)
+    get_settings.cache_clear()
+    try:
+        cli_out = tmp_path / "cli.jsonl"
+        assert main(["export", "--since", "1", "--out", str(cli_out), "--unsigned"]) == 0
+        assert b'"clearance"' in cli_out.read_bytes()
+        assert main(["verify-bundle", str(cli_out), "--allow-unsigned"]) == 0
+        assert main(["verify"]) == 0
+    finally:
+        get_settings.cache_clear()
 
 
 def test_a_clearance_lapses_when_the_party_or_the_entry_changes(
