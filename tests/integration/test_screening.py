@@ -85,12 +85,14 @@ def test_version_in_force_at_a_past_instant(books: Ledger, clock: ManualClock) -
     clock.advance(days=3)
     v2 = load(books, sample().replace(b"Kestrel Cloud Compute LLC", b"Kestrel Cloud LLC"))
     assert v2.changed and v2.version_id != v1.version_id
-    assert version_at(books.engine, t0 - timedelta(seconds=1)) is None
-    assert version_at(books.engine, t0)["version_id"] == v1.version_id  # type: ignore[index]
-    assert version_at(books.engine, t0 + timedelta(days=2, hours=23))["version_id"] \
-        == v1.version_id  # type: ignore[index]
-    assert version_at(books.engine, clock.now())["version_id"] \
-        == v2.version_id  # type: ignore[index]
+    def in_force(at: datetime) -> int | None:
+        row = version_at(books.engine, at)
+        return None if row is None else int(row["version_id"])
+
+    assert in_force(t0 - timedelta(seconds=1)) is None
+    assert in_force(t0) == v1.version_id
+    assert in_force(t0 + timedelta(days=2, hours=23)) == v1.version_id
+    assert in_force(clock.now()) == v2.version_id
 
 
 def test_a_malformed_row_rejects_the_whole_file_naming_the_row(books: Ledger) -> None:
