@@ -49,6 +49,7 @@ def openapi_config() -> OpenAPIConfig:
         description="The books for exported AI compute, in whole TPP units. "
         "Errors are RFC 9457 problem+json.",
         path="/schema",
+        use_handler_docstrings=True,
         render_plugins=[swagger_plugin()],
         components=Components(
             security_schemes={

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, post
-from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta, Struct
 
 from api.auth import ADMIN, VENDOR, allow, principal_of
+from api.examples import body
 from api.problems import QuotaExceeded, handle_exception
 from api.routes.reservations import _command, _out
 from api.schemas import LineIn, ProblemOut, ReservationOut, ReserveIn, Strict
@@ -55,7 +55,7 @@ def _item(request: Request[Any, Any, Any], index: int, result: Any) -> BatchItem
       before_request=strict_body(BatchIn), responses=problem_responses(403, 413, 422),
       tags=["reservations"])
 async def reserve_batch(request: Request[Any, Any, Any], services: ServicesDep,
-                        data: JSONBody[BatchIn]) -> BatchOut:
+                        data: Annotated[BatchIn, body("batch")]) -> BatchOut:
     """Reserve many orders at once. The answer lists, in order, each reservation's own
     status and body: 201 with the reservation, or the problem (409, 422, ...) that
     stopped it. Replays of an item's Idempotency-Key answer as the first time."""

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import anyio.to_thread
 from litestar import Controller, Request, get, put
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from api.auth import ADMIN, EVERYONE, OPERATOR, allow, principal_of
+from api.examples import body
 from api.schemas import (
     ChipOut,
     ConsigneeIn,
@@ -116,7 +117,8 @@ class ReferenceController(Controller):
     @put("/operators/{operator_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(OperatorIn), responses=problem_responses(403, 413, 422))
     async def put_operator(
-        self, services: ServicesDep, operator_id: FromPath[str], data: JSONBody[OperatorIn]
+        self, services: ServicesDep, operator_id: FromPath[str],
+        data: Annotated[OperatorIn, body("operator")],
     ) -> OperatorOut:
         """Create or replace an operator (idempotent)."""
         veu_type = veu_country = None
@@ -154,7 +156,8 @@ class ReferenceController(Controller):
     @put("/consignees/{consignee_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(ConsigneeIn), responses=problem_responses(403, 413, 422))
     async def put_consignee(
-        self, services: ServicesDep, consignee_id: FromPath[str], data: JSONBody[ConsigneeIn]
+        self, services: ServicesDep, consignee_id: FromPath[str],
+        data: Annotated[ConsigneeIn, body("consignee")],
     ) -> ConsigneeOut:
         """Create or replace an ultimate consignee (idempotent)."""
         await services.writes.put_consignee(ConsigneeInput(
@@ -188,7 +191,8 @@ class ReferenceController(Controller):
     @put("/licenses/{license_id:str}", guards=[allow(ADMIN)],
          before_request=strict_body(LicenseIn), responses=problem_responses(403, 413, 422))
     async def put_license(
-        self, services: ServicesDep, license_id: FromPath[str], data: JSONBody[LicenseIn]
+        self, services: ServicesDep, license_id: FromPath[str],
+        data: Annotated[LicenseIn, body("license")],
     ) -> LicenseOut:
         """Create or replace an export licence (idempotent)."""
         await services.writes.put_license(LicenseInput(

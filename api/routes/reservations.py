@@ -8,10 +8,11 @@ from typing import Annotated
 
 import anyio.to_thread
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.auth import ADMIN, AUDITOR, VENDOR, allow, principal_of, require_owner
+from api.examples import body
 from api.problems import QuotaExceeded
 from api.schemas import (
     DecidedLineOut,
@@ -60,7 +61,7 @@ class ReservationController(Controller):
           before_request=strict_body(ReserveIn, required_headers=("Idempotency-Key",)),
           responses=problem_responses(403, 409, 413, 422))
     async def reserve(
-        self, request: Request, services: ServicesDep, data: JSONBody[ReserveIn],
+        self, request: Request, services: ServicesDep, data: Annotated[ReserveIn, body("reserve")],
         idempotency_key: IdempotencyKey,
     ) -> ReservationOut:
         """Hold quota for every line, or for none (409 naming each violated cap)."""
@@ -95,7 +96,7 @@ class ReservationController(Controller):
           responses=problem_responses(403, 404, 409, 422))
     async def reverse(
         self, request: Request, services: ServicesDep, reservation_id: FromPath[str],
-        data: JSONBody[ReverseIn],
+        data: Annotated[ReverseIn, body("reverse")],
     ) -> ReservationOut:
         """Correct a committed reservation: `reversal` entries give its TPP back to every
         bucket it drew on (nothing is edited). Admins only; repeating it answers the same
@@ -144,7 +145,7 @@ class ReservationController(Controller):
     @post("/evaluate", guards=[allow(ADMIN, VENDOR, AUDITOR)], status_code=HTTP_200_OK,
           before_request=strict_body(ReserveIn), responses=problem_responses(403, 413, 422))
     async def evaluate(
-        self, request: Request, services: ServicesDep, data: JSONBody[ReserveIn]
+        self, request: Request, services: ServicesDep, data: Annotated[ReserveIn, body("reserve")]
     ) -> EvaluateOut:
         """Decide a reservation body against current balances; holds and writes nothing."""
         cmd = _command(principal_of(request).key_id, data, None)

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Request, get, post
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from msgspec import Struct
 from sqlalchemy.orm import Session
 
 from api.auth import ADMIN, AUDITOR, allow, principal_of
+from api.examples import body
 from api.schemas import to_struct
 from api.services import ServicesDep
 from api.wire import problem_responses, strict_body, utc_time
@@ -134,7 +135,7 @@ async def screening_matches(
       status_code=HTTP_201_CREATED, before_request=strict_body(ClearanceIn),
       responses=problem_responses(403, 404, 422))
 async def clear_match(request: Request[Any, Any, Any], services: ServicesDep,
-                      data: JSONBody[ClearanceIn]) -> ClearanceOut:
+                      data: Annotated[ClearanceIn, body("clearance")]) -> ClearanceOut:
     """Clears a party's match with a list entry: recorded in the hash-chained history as
     an entry of kind `clearance` (no effect on balances); the match stops blocking until
     the party's identity or the list entry changes. 404 when there is no such match."""
