@@ -77,7 +77,7 @@ OPERATOR_ID = "g42"
 COUNTRY = "AE"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`ledger serve` on a free port over a fresh SQLite file, jobs off, keys from the CLI,
     reference data PUT over HTTP."""
@@ -133,7 +133,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an event loop on the main thread
+# while it is open, and asyncio tests collected after this package would find it running.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
