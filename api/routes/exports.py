@@ -18,10 +18,10 @@ from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
-from api.auth import allow, operator_scope, own_records_of, principal_of
-from api.routes.history import HISTORY_READERS, _ids
+from api.auth import allow
+from api.routes.history import HISTORY_READERS, KIND_DESCRIPTION, entry_filter, read_balances
 from api.services import ServicesDep
-from api.wire import problem_responses, utc_time
+from api.wire import problem_responses
 from ledger.chain import format_time
 from ledger.csv_export import (
     BALANCE_COLUMNS,
@@ -31,7 +31,7 @@ from ledger.csv_export import (
     entry_rows,
     header,
 )
-from ledger.queries import MAX_PAGE, EntryFilter
+from ledger.queries import MAX_PAGE
 
 MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 EXPORT_PAGE = MAX_PAGE  # entries per keyset query while streaming
@@ -50,7 +50,7 @@ async def entries_csv(
     operator_id: FromQuery[str | None] = None,
     consignee_id: FromQuery[str | None] = None,
     kind: Annotated[str | None, QueryParameter(
-        description="hold | commit | release | expire | reversal")] = None,
+        description=KIND_DESCRIPTION)] = None,
     since: FromQuery[datetime | None] = None,
     until: FromQuery[datetime | None] = None,
 ) -> Stream:
@@ -59,12 +59,7 @@ async def entries_csv(
     Columns: seq, kind, reservation_id, line_no, tpp, at, recorded_at, country,
     operator_id, consignee_id, path, draws (JSON), actor, rule_set, rule_set_version,
     note, hash, prev_hash. Roles and operator scope as `/v1/entries`."""
-    principal = principal_of(request)
-    operator_id = operator_scope(principal, operator_id)
-    _ids(operator_id=operator_id, consignee_id=consignee_id)
-    filt = EntryFilter(country, operator_id, consignee_id, kind,
-                       utc_time(since, "since"), utc_time(until, "until"),
-                       operator_scope=own_records_of(principal))
+    filt = entry_filter(request, country, operator_id, consignee_id, kind, since, until)
     pages = entry_pages(services.reader, filt, page_size=EXPORT_PAGE)
     first = await anyio.to_thread.run_sync(next, pages, None)  # errors before the stream
 
@@ -95,14 +90,8 @@ async def balances_csv(
     """The buckets `/v1/balances` would show at `as_of` (default now), as CSV with a
     header row. Columns: as_of, kind, key, period, cap, committed, held, available. Roles and
     operator scope as `/v1/balances`."""
-    principal = principal_of(request)
-    operator_id = operator_scope(principal, operator_id)
-    _ids(operator_id=operator_id, consignee_id=consignee_id)
-    at = utc_time(as_of, "as_of") or services.ledger.clock.now()
-    buckets = await anyio.to_thread.run_sync(
-        services.reader.balances_as_of, at, country, operator_id, consignee_id,
-        own_records_of(principal),
-    )
+    at, buckets = await read_balances(request, services, as_of, country, operator_id,
+                                      consignee_id)
 
     async def body() -> AsyncIterator[str]:
         yield header(BALANCE_COLUMNS)
