@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,11 +18,15 @@ class Server:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         ledger_bin = Path(sys.executable).parent / "ledger"
+        # The server's log goes to a file: a pipe nobody reads fills up (64 KiB) after a
+        # few hundred access-log lines and then blocks the server mid-run.
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log",  # noqa: SIM115
+                                               delete=False)
         self.proc = subprocess.Popen(
             [str(ledger_bin), "serve", "--port", str(port), "--workers", str(workers)],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             start_new_session=True,
         )
         self._wait_ready()
@@ -30,7 +35,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = Path(self.log.name).read_text(errors="replace")
                 raise RuntimeError(f"server exited: {err[-2000:]}")
             try:
                 if httpx.get(self.base + "/ready", timeout=1).status_code == 200:

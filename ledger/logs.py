@@ -74,6 +74,10 @@ def configure_logging(json: bool | None = None, level: str | None = None,
     root.setLevel(level)
     for name in _OWN_HANDLERS:
         logger = logging.getLogger(name)
+        if not logger.handlers and not logger.propagate:
+            # Switched off by its owner (uvicorn without --access-log leaves
+            # `uvicorn.access` so): it stays off, rather than logging every request.
+            continue
         logger.handlers.clear()
         logger.propagate = True
     structlog.configure(
