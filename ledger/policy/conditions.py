@@ -32,6 +32,16 @@ class Facts:
     chip: Chip | None = None
     chip_known: bool = True
 
+    def key(self) -> tuple[object, ...]:
+        """Every fact a condition can test, hashable: the key of memoized answers
+        (RuleSet.memo). A new field of the facts or of a party must be added here."""
+        op, cons = self.operator, self.consignee
+        op_key = None if op is None else (
+            op.id, op.hq_country, op.veu_type, op.veu_country, op.parent_country,
+            tuple(sorted(op.footprint.items())))
+        return (self.destination, self.on, op_key, cons,
+                None if self.chip is None else self.chip.id, self.chip_known)
+
 
 @dataclass(frozen=True)
 class Match:

@@ -8,14 +8,18 @@ number and list (GET /v1/policy).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.countries import is_known_country
 from ledger.policy.catalog import Chip, chip_of
 from ledger.policy.public import public_dict, sureness
 from ledger.policy.schema import ChipSpec, EntitySpec, GroupSpec, RuleSetFile
 from ledger.policy.schema_rules import QuotaSpec, StepSpec, UveuSpec
+
+T = TypeVar("T")
+MEMO_LIMIT = 50_000  # entries per memo table; cleared whole when full
 
 
 class UnknownCountryError(ValueError):
@@ -47,6 +51,23 @@ class RuleSet:
         self.chip_specs = chips
         self._chips = {c.id: chip_of(c) for c in chips}
         self._quota_by_kind = {q.kind: (name, q) for name, q in spec.quotas.items()}
+        # Answers of pure lookups on this immutable rule set, by table and key: every
+        # reservation line asks the same questions of the same few parties and days.
+        self._memo: dict[str, dict[Hashable, Any]] = {}
+
+    def memo(self, table: str, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered under `key` in `table`. Only for answers that depend
+        on nothing but the rule set and `key` (the rule set never changes)."""
+        found = self._memo.setdefault(table, {})
+        try:
+            return found[key]  # type: ignore[no-any-return,unused-ignore]
+        except KeyError:
+            pass
+        value = compute()
+        if len(found) >= MEMO_LIMIT:
+            found.clear()
+        found[key] = value
+        return value
 
     def __repr__(self) -> str:
         return f"RuleSet({self.name!r}, version={self.version!r}, source={self.source!r})"
@@ -81,8 +102,12 @@ class RuleSet:
     def in_group(self, country: str, name: str, on: date | datetime) -> bool:
         """Whether `country` is in group `name` on the UTC date of `on` (from inclusive,
         until exclusive). Raises UnknownCountryError for an unknown code."""
-        check_known(country)
         day = utc_date(on)
+        return self.memo("in_group", (country, name, day),
+                         lambda: self._in_group(country, name, day))
+
+    def _in_group(self, country: str, name: str, day: date) -> bool:
+        check_known(country)
         group = self.spec.groups[name]
         if group.complement_of:
             return not any(self.in_group(country, other, day) for other in group.complement_of)

@@ -122,9 +122,15 @@ def _party_in(rule_set: RuleSet, entity: str, facts: Facts) -> bool:
         None if facts.consignee is None else facts.consignee.id, facts.destination, facts.on)
 
 
-def applicable(rule_set: RuleSet, name: str, facts: Facts) -> list[QuotaBucket]:
+def applicable(rule_set: RuleSet, name: str, facts: Facts) -> tuple[QuotaBucket, ...]:
     """The buckets quota `name` puts on a line (or query): its own, then each sub-quota
-    of an entity the line's parties belong to. Empty when it does not apply."""
+    of an entity the line's parties belong to. Empty when it does not apply. (Pure:
+    remembered per rule set, quota and facts.)"""
+    return rule_set.memo("applicable", (name, facts.key()),
+                         lambda: tuple(_applicable(rule_set, name, facts)))
+
+
+def _applicable(rule_set: RuleSet, name: str, facts: Facts) -> list[QuotaBucket]:
     quota = rule_set.quota(name)
     if condition_holds(rule_set, quota.applies_when, facts).holds is False:
         return []

@@ -25,8 +25,13 @@ def ends_the_walk(step: StepSpec) -> bool:
     return step.on_fail == "deny" or (not step.quotas and step.ratios is None)
 
 
-def reachable(rule_set: RuleSet, facts: Facts) -> Iterator[tuple[StepSpec, Match]]:
-    """Steps whose conditions hold or may hold, in order, up to the first that ends the walk."""
+def reachable(rule_set: RuleSet, facts: Facts) -> tuple[tuple[StepSpec, Match], ...]:
+    """Steps whose conditions hold or may hold, in order, up to the first that ends the walk
+    (pure: remembered per rule set and facts)."""
+    return rule_set.memo("reachable", facts.key(), lambda: tuple(_walk(rule_set, facts)))
+
+
+def _walk(rule_set: RuleSet, facts: Facts) -> Iterator[tuple[StepSpec, Match]]:
     for step in rule_set.steps:
         match = step_holds(rule_set, step, facts)
         if match.holds is False:

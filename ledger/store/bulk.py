@@ -16,22 +16,36 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ledger.store.models import UTCDateTime
 
 COPY_ROWS = 2000  # a table this large streams through COPY instead of VALUES
-MAX_PARAMS = 30_000  # per statement; PostgreSQL allows 65,535
 
 
 @dataclass
 class Update:
-    """`sql` with %s placeholders (PostgreSQL) and the same update in SQLAlchemy."""
+    """Many rows of `table` updated by `key`: each row is (value per column of `sets`,
+    then the key). A column of `adds` is increased by its value, the others replaced.
+    Keys must be distinct (one row each)."""
 
-    sql: str
-    statement: Any
+    table: sa.Table
+    key: str
+    sets: tuple[str, ...]
     rows: list[tuple[Any, ...]]
-    names: tuple[str, ...]
+    adds: frozenset[str] = frozenset()
+
+    def statement(self) -> Any:
+        """The same update for SQLAlchemy's executemany (SQLite), parameters by name."""
+        t = self.table
+        return sa.update(t).where(t.c[self.key] == sa.bindparam("k_")).values({
+            c: t.c[c] + sa.bindparam(c) if c in self.adds
+            else sa.bindparam(c, type_=t.c[c].type) for c in self.sets})
+
+    def params(self) -> list[dict[str, Any]]:
+        names = (*self.sets, "k_")
+        return [dict(zip(names, r, strict=True)) for r in self.rows]
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -80,8 +94,7 @@ def write_all(
                 session.execute(sa.insert(table), rows)
         for update in updates:
             if update.rows:
-                session.execute(update.statement, [dict(zip(update.names, r, strict=True))
-                                                   for r in update.rows],
+                session.execute(update.statement(), update.params(),
                                 execution_options={"synchronize_session": False})
         return
     raw = connection.connection.driver_connection
@@ -97,23 +110,48 @@ def write_all(
                 _insert_values(cursor, table, rows)
         for update in updates:
             if update.rows:
-                cursor.executemany(update.sql, [tuple(_plain(v) for v in r)
-                                                for r in update.rows])
+                columns = [list(c) for c in zip(*update.rows, strict=True)]
+                cursor.execute(_unnest_update(update.table, update.key, update.sets,
+                                              update.adds),
+                               [[_plain(v) for v in c] for c in columns])
     for table, rows in streamed:
         _copy(raw, table, rows)
 
 
+@lru_cache(maxsize=64)
+def _unnest_insert(table: sa.Table) -> str:
+    """INSERT ... SELECT FROM unnest(one array per column): one fixed statement for any
+    number of rows, so psycopg parses it once and PostgreSQL gets a handful of
+    parameters instead of one per value."""
+    names = ", ".join(f'"{c.name}"' for c in table.columns)
+    arrays = ", ".join(f"%b::{_array_type(c)}" for c in table.columns)  # binary: no escaping
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays})'  # noqa: S608
+
+
+def _array_type(column: sa.Column[Any]) -> str:
+    # Strings as text[]: an explicit cast to varchar(n) would silently truncate,
+    # while the statement's own assignment to the column refuses an overlong value.
+    compiled = column.type.compile(dialect=postgresql.dialect())
+    return "text[]" if compiled.startswith("VARCHAR") else f"{compiled}[]"
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(table: sa.Table, key: str, sets: tuple[str, ...],
+                   adds: frozenset[str]) -> str:
+    """UPDATE ... FROM unnest(one array per column): every row in one statement."""
+    columns = (*sets, key)
+    arrays = ", ".join(f"%b::{_array_type(table.c[c])}" for c in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    assignments = ", ".join(
+        f'"{c}" = t."{c}" + d."{c}"' if c in adds else f'"{c}" = d."{c}"' for c in sets)
+    return (f'UPDATE "{table.name}" AS t SET {assignments} '  # noqa: S608 (metadata names)
+            f'FROM unnest({arrays}) AS d({names}) WHERE t."{key}" = d."{key}"')
+
+
 def _insert_values(cursor: Any, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     converters = _converters(table)
-    names = ", ".join(f'"{name}"' for name, _ in converters)
-    one = "(" + ", ".join(["%s"] * len(converters)) + ")"
-    per_statement = max(1, MAX_PARAMS // len(converters))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
-        params = [v for row in chunk for v in _copy_row(row, converters)]
-        values = ", ".join([one] * len(chunk))
-        sql = f'INSERT INTO "{table.name}" ({names}) VALUES {values}'  # noqa: S608 (metadata)
-        cursor.execute(sql, params)
+    columns = [list(c) for c in zip(*(_copy_row(row, converters) for row in rows), strict=True)]
+    cursor.execute(_unnest_insert(table), columns)
 
 
 def _copy(raw: Any, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -339,21 +339,13 @@ class WriteTxn:
         updates = [self._status_update(columns)
                    for columns in sorted({tuple(sorted(u)) for u in self._status_updates})]
         updates.append(Update(
-            'UPDATE bucket SET committed = committed + %s, held = held + %s WHERE id = %s',
-            sa.update(BUCKET).where(BUCKET.c.id == sa.bindparam("bid")).values(
-                committed=BUCKET.c.committed + sa.bindparam("dc"),
-                held=BUCKET.c.held + sa.bindparam("dh")),
+            BUCKET, "id", ("committed", "held"),
             [(dc, dh, i) for i, (dc, dh) in sorted(self._deltas.items()) if (dc, dh) != (0, 0)],
-            ("dc", "dh", "bid"),
+            adds=frozenset(("committed", "held")),
         ))
         if self.head_seq != self._start_seq:
-            updates.append(Update(
-                "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1",
-                sa.update(CHAIN_HEAD).where(CHAIN_HEAD.c.id == 1).values(
-                    seq=sa.bindparam("s"), hash=sa.bindparam("h")),
-                [(self.head_seq, self.head_hash)],
-                ("s", "h"),
-            ))
+            updates.append(Update(CHAIN_HEAD, "id", ("seq", "hash"),
+                                  [(self.head_seq, self.head_hash, 1)]))
         if self.frontier is not None and self.heads is not None \
                 and self.head_seq != self._start_seq:
             append = self.frontier.append
@@ -366,14 +358,8 @@ class WriteTxn:
 
     def _status_update(self, columns: tuple[str, ...]) -> Update:
         names = tuple(c for c in columns if c != "rid")
-        rows = [(*(u[c] for c in names), u["rid"]) for u in self._status_updates
-                if tuple(sorted(u)) == columns]
-        sets = ", ".join(f"{c} = %s" for c in names)
-        return Update(
-            f"UPDATE reservation SET {sets} WHERE id = %s",  # noqa: S608 (metadata names)
-            sa.update(RESERVATION).where(RESERVATION.c.id == sa.bindparam("rid")).values(
-                {c: sa.bindparam(c, type_=RESERVATION.c[c].type) for c in names}),
-            rows,
-            (*names, "rid"),
-        )
-
+        # One row per reservation: a later change of the same columns wins, as it would
+        # applied in order.
+        latest = {u["rid"]: (*(u[c] for c in names), u["rid"]) for u in self._status_updates
+                  if tuple(sorted(u)) == columns}
+        return Update(RESERVATION, "id", names, list(latest.values()))
