@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ledger.books import fold, pairs
 from ledger.chain import GENESIS_HASH, ChainReport, ChainVerifier
 from ledger.store.models import Entry
+from ledger.verify_copy import WalkResult, copy_walk, copy_walk_usable
 
 ENTRY = Entry.__table__  # type: ignore[attr-defined]
 
@@ -23,65 +24,62 @@ def verify_chain(
 ) -> ChainReport:
     """Checks every entry after `start_seq` (whose hash is `start_hash`): seq gapless,
     each prev_hash linking to the previous hash, each hash matching the contents.
-    `progress(seq)`: called after each batch with the last seq checked."""
+    `progress(seq)`: called after each batch with the last seq checked.
+    On PostgreSQL the rows come as COPY text (ledger.verify_copy); the answer is the
+    same."""
     verifier = ChainVerifier(start_seq, start_hash)
+    return _walk(engine, start_seq, None, verifier, progress, batch).report
+
+
+def _walk(engine: sa.Engine, lo: int, hi: int | None, verifier: ChainVerifier | None,
+          progress: Callable[[int], None] | None = None, batch: int = 5000,
+          fast: bool | None = None) -> WalkResult:
+    if copy_walk_usable(engine) if fast is None else fast:
+        return copy_walk(engine, lo, hi, verifier, progress, batch)
+    return _rows_walk(engine, lo, hi, verifier, progress, batch)
+
+
+def _rows_walk(engine: sa.Engine, lo: int, hi: int | None, verifier: ChainVerifier | None,
+               progress: Callable[[int], None] | None = None,
+               batch: int = 5000) -> WalkResult:
+    """The entries with lo < seq <= hi through SQLAlchemy rows, fed to `verifier`
+    (None: one trusting the first entry's prev_hash, for a range stitched after)."""
+    first_seq: int | None = None
+    first_prev: str | None = None
     with Session(engine) as session:
-        last = start_seq
+        last = lo
         while True:
-            rows = session.execute(
-                sa.select(ENTRY).where(ENTRY.c.seq > last).order_by(ENTRY.c.seq).limit(batch)
-            ).all()
+            query = sa.select(ENTRY).where(ENTRY.c.seq > last)
+            if hi is not None:
+                query = query.where(ENTRY.c.seq <= hi)
+            rows = session.execute(query.order_by(ENTRY.c.seq).limit(batch)).all()
             if not rows:
                 break
+            if first_seq is None:
+                first_seq, first_prev = rows[0].seq, rows[0].prev_hash
+                if verifier is None:
+                    verifier = ChainVerifier(rows[0].seq - 1, rows[0].prev_hash)
+            assert verifier is not None
             for row in rows:
                 if not verifier.feed(row):
-                    return verifier.report()
+                    return WalkResult(first_seq, first_prev, verifier.expected_seq - 1,
+                                      verifier.report())
             last = rows[-1].seq
             if progress is not None:
                 progress(last)
-    return verifier.report()
+    if verifier is None:
+        return WalkResult(None, None, lo, ChainReport(True, 0, "", None))
+    return WalkResult(first_seq, first_prev, verifier.expected_seq - 1, verifier.report())
 
 
-@dataclass(frozen=True)
-class RangeReport:
-    """One worker's walk of seq (lo, hi], trusting only the first entry's prev_hash."""
-
-    lo: int
-    hi: int
-    first_prev_hash: str | None  # None: the range's first entry is missing
-    report: ChainReport
-
-
-def _verify_range(url: str, lo: int, hi: int, batch: int = 5000) -> RangeReport:
+def _verify_range(url: str, lo: int, hi: int, fast: bool) -> WalkResult:
+    """One worker's walk of seq (lo, hi], trusting only the range's first prev_hash:
+    `verify_chain_parallel` checks that link when it stitches the ranges."""
     from ledger.store.engine import create_ledger_engine
 
     engine = create_ledger_engine(url, pool_size=1)
     try:
-        with Session(engine) as session:
-            first = session.execute(
-                sa.select(ENTRY.c.prev_hash).where(ENTRY.c.seq == lo + 1)
-            ).scalar_one_or_none()
-            if first is None:
-                return RangeReport(lo, hi, None, ChainReport(False, 0, "", lo + 1, "missing"))
-            verifier = ChainVerifier(lo, first)
-            last = lo
-            while last < hi:
-                rows = session.execute(
-                    sa.select(ENTRY)
-                    .where(ENTRY.c.seq > last, ENTRY.c.seq <= hi)
-                    .order_by(ENTRY.c.seq)
-                    .limit(batch)
-                ).all()
-                if not rows:
-                    break
-                for row in rows:
-                    if not verifier.feed(row):
-                        return RangeReport(lo, hi, first, verifier.report())
-                last = rows[-1].seq
-            report = verifier.report()
-            if report.ok and last != hi:
-                report = ChainReport(False, report.entries, report.head, last + 1, "missing")
-            return RangeReport(lo, hi, first, report)
+        return _walk(engine, lo, hi, None, fast=fast)
     finally:
         engine.dispose()
 
@@ -94,38 +92,65 @@ def chain_head_seq(engine: sa.Engine) -> int:
 
 def verify_chain_parallel(
     engine: sa.Engine, processes: int = 2, min_entries: int = 200_000,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, ranges_per_process: int = 4,
 ) -> ChainReport:
     """The same answer as `verify_chain` from genesis, computed by several processes on
-    contiguous seq ranges and stitched: range k must start where range k-1 ended
-    (its first prev_hash equals the previous range's last hash). Small ledgers,
-    and one process, take the plain walk. `progress(entries)`: entries checked so far."""
+    contiguous seq ranges (a few per process, so that a slow one does not hold the
+    rest back) and stitched: range k must start where range k-1 ended (its first
+    entry's seq follows the last entry before it and its first prev_hash equals that
+    entry's hash). Small ledgers, and one process, take the plain walk.
+    `progress(entries)`: entries checked so far."""
     head = chain_head_seq(engine)
     if processes < 2 or head < min_entries:
         return verify_chain(engine, progress=progress)
     url = engine.url.render_as_string(hide_password=False)
-    cuts = [head * i // processes for i in range(processes + 1)]
+    fast = copy_walk_usable(engine)
+    count = max(processes * ranges_per_process, 1)
+    cuts = [head * i // count for i in range(count + 1)]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        parts = []
-        for part in pool.map(_verify_range, [url] * processes, cuts[:-1], cuts[1:]):
-            parts.append(part)
+        futures = {pool.submit(_verify_range, url, lo, hi, fast): hi - lo
+                   for lo, hi in itertools.pairwise(cuts)}
+        done = 0
+        for future in as_completed(futures):
+            future.result()
+            done += futures[future]
             if progress is not None:
-                progress(part.hi)
-    expected, entries = GENESIS_HASH, 0
+                progress(done)
+        parts = [future.result() for future in futures]
+    verifier, report = stitch(parts)
+    if report is not None:
+        return report
+    # Entries past the head read at the start (appended while the workers ran, or
+    # past a chain_head that lags): walked on from the stitched state.
+    return _walk(engine, cuts[-1], None, verifier, progress, fast=fast).report
+
+
+def stitch(parts: list[WalkResult]) -> tuple[ChainVerifier, ChainReport | None]:
+    """Joins range walks, in seq order, into the plain walk's answer: a failure report,
+    or (None and) a verifier at the end of the last range, to walk on from."""
+    verifier = ChainVerifier()
     for part in parts:
-        if part.first_prev_hash is not None and part.first_prev_hash != expected:
-            return ChainReport(False, entries, expected, part.lo + 1,
-                               "prev_hash does not match the previous entry's hash")
-        entries += part.report.entries
-        if not part.report.ok:
-            return ChainReport(False, entries, part.report.head, part.report.first_bad_seq,
-                               part.report.reason)
-        expected = part.report.head
-    # Entries appended while the workers ran: walk them on from the stitched head.
-    tail = verify_chain(engine, head, expected, progress=progress)
-    return ChainReport(tail.ok, entries + tail.entries, tail.head, tail.first_bad_seq,
-                       tail.reason)
+        if part.first_seq is None:
+            continue  # an empty range: a gap, named by the next entry found (if any)
+        if part.first_seq != verifier.expected_seq:
+            return verifier, ChainReport(
+                False, verifier.count, verifier.head, verifier.expected_seq,
+                f"gap: expected seq {verifier.expected_seq}, found {part.first_seq}")
+        if part.first_prev_hash != verifier.head:
+            return verifier, ChainReport(False, verifier.count, verifier.head,
+                                         verifier.expected_seq,
+                                         "prev_hash does not match the previous entry's hash")
+        # The range's walk started where the plain walk stands here: its answer is the
+        # plain walk's for these entries.
+        report = part.report
+        if not report.ok:
+            return verifier, ChainReport(False, verifier.count + report.entries,
+                                         report.head, report.first_bad_seq, report.reason)
+        verifier.count += report.entries
+        verifier.head = report.head
+        verifier.expected_seq = part.last_seq + 1
+    return verifier, None
 
 
 def balances_from_entries(engine: sa.Engine) -> dict[tuple[str, str, str], tuple[int, int]]:
