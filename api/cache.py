@@ -47,11 +47,32 @@ path never looks at it. Why an answer can be trusted when read back:
   of the answer and its tokens, awaited on the event loop: it is served only
   if the stored document and every token are byte-for-byte what was
   remembered, and before its `fresh_until`, so it is exactly as current as
-  the full check.
+  the full check. Concurrent requests for the same keys share an MGET, but
+  only one sent after they arrived: while one is in flight, newcomers wait
+  and then share the next (`_read_now`).
+- **One computation per answer key (single flight).** Answers age out together
+  (every ANSWER_TTL_S), and each miss costs several queries; so in a process
+  only one request computes a given key at a time (`answer`). A request that
+  misses while that key's computation is in flight never takes its result as
+  such: the computation may have read the database before the request arrived
+  (before the client's own acknowledged write committed). It waits for it to
+  end and retries the hot path, whose MGET is made after the request arrived
+  and so proves the stored answer current, or computes itself (single-flighted
+  again). It takes a computation's result directly only if that computation
+  started after the request arrived (all its reads are later), at an instant
+  no later than the request's and with no counted hold lapsing before the
+  request's instant (`valid_until`): the answer the request would have
+  computed itself. A computation started for waiters runs at the earliest
+  instant among them, so each of them can take it; after a few rounds a
+  request computes alone. An answer the hot path serves within
+  REFRESH_AHEAD_S of its `fresh_until` is recomputed in the background (the
+  same single flight, stored like any answer), at the instant it was computed
+  at, so that requests rarely wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -61,6 +82,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import anyio
+import anyio.to_thread
 import redis
 import redis.asyncio as redis_asyncio
 
@@ -75,6 +98,8 @@ TOKEN_TTL_S = 7 * 86400
 MIN_STORE_S = 0.05  # an answer with less life left than this is not stored
 BREAKER_OPEN_S = 3.0
 REDIS_TIMEOUT_S = 0.25
+REFRESH_AHEAD_S = 0.4  # a remembered answer in use is recomputed this long before its age
+MAX_FLIGHT_ROUNDS = 3  # computations a request waits for before it computes alone
 
 
 class KeyValue(Protocol):
@@ -166,6 +191,38 @@ def footprint_token_key(operator_id: str) -> str:
 REFERENCE_TOKEN = "ref"  # noqa: S105 (a cache key name, not a secret)
 
 
+class _Flight:
+    """One computation of an answer key in progress in this process."""
+
+    __slots__ = ("answer", "at", "done", "started", "valid_until", "waiters_at")
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at  # the instant it computes the answer at
+        self.started = time.monotonic()  # taken before any of its reads
+        self.done = anyio.Event()
+        self.answer: dict[str, Any] | None = None  # None until it succeeded
+        self.valid_until: datetime | None = None
+        self.waiters_at = at  # the earliest instant of the requests that waited for it
+
+    def answer_for(self, arrived: float, at: datetime) -> dict[str, Any] | None:
+        """This finished computation's answer, if a request that arrived at `arrived`
+        (monotonic), for the instant `at`, may take it as its own (see the docstring)."""
+        if (self.started >= arrived and self.at <= at
+                and (self.valid_until is None or at < self.valid_until)):
+            return self.answer
+        return None
+
+
+class _Read:
+    """One hot-path MGET, shared by the requests that joined it before it was sent."""
+
+    __slots__ = ("done", "values")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.values: list[str | None] | None = None  # None: not read (failed, cancelled)
+
+
 class HeadroomCache:
     """Headroom answers through a KeyValue store, falling back to the database."""
 
@@ -182,6 +239,90 @@ class HeadroomCache:
         # computed_at, valid_until, fresh_until): what this process last stored or served.
         self._memo: dict[str, tuple[str, list[str], list[str | None], dict[str, Any],
                                     datetime, datetime | None, float]] = {}
+        self._flights: dict[str, _Flight] = {}  # answer key -> its computation in flight
+        self.shared = 0  # answers taken from another request's computation
+        # Hot-path MGETs by key list: the one being gathered, and the one sent.
+        self._reads_next: dict[tuple[str, ...], _Read] = {}
+        self._reads_sent: dict[tuple[str, ...], _Read] = {}
+        self._background: set[asyncio.Task[None]] = set()  # refreshes running
+
+    # -- the request path --------------------------------------------------------------
+
+    async def answer(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> dict[str, Any]:
+        """The headroom answer at `at` for a request arriving now, on the event loop:
+        the hot path, else one computation per answer key in this process."""
+        arrived = time.monotonic()
+        found = await self.remembered(country, operator_id, consignee_id, at)
+        if found is not None:
+            return found
+        query = (country, operator_id, consignee_id)
+        key = self._answer_key(country, operator_id, consignee_id, at.date())
+        compute_at = at
+        for _ in range(MAX_FLIGHT_ROUNDS):
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._start_flight(key, compute_at)
+                await self._fly(flight, key, query, False)
+                found = flight.answer_for(arrived, at)
+                if found is not None:
+                    return found
+                break  # a hold lapsed between the waiters' instant and ours
+            flight.waiters_at = min(flight.waiters_at, at)
+            await flight.done.wait()
+            found = flight.answer_for(arrived, at)
+            if found is not None:
+                self.shared += 1
+                metrics.CACHE_LOOKUPS.labels("shared").inc()
+                return found
+            found = await self.remembered(country, operator_id, consignee_id, at)
+            if found is not None:
+                return found
+            # The next computation starts after every waiter of this one arrived; at
+            # their earliest instant, each of them can take its answer.
+            compute_at = flight.waiters_at
+        answer, _ = await anyio.to_thread.run_sync(
+            self._compute, country, operator_id, consignee_id, at)
+        return answer
+
+    def _start_flight(self, key: str, at: datetime) -> _Flight:
+        flight = self._flights[key] = _Flight(at)
+        return flight
+
+    async def _fly(
+        self, flight: _Flight, key: str, query: tuple[str, str | None, str | None],
+        refresh: bool,
+    ) -> None:
+        """Runs `flight` (registered by _start_flight) in a worker thread."""
+        try:
+            flight.answer, flight.valid_until = await anyio.to_thread.run_sync(
+                self._compute, *query, flight.at, refresh)
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.done.set()
+
+    def _refresh_ahead(
+        self, key: str, query: tuple[str, str | None, str | None], at: datetime
+    ) -> None:
+        """Recomputes a remembered answer in the background before its age runs out, so
+        that no request waits for it then (one computation per key, as in `answer`).
+        `at` is the instant the answer was computed at (same key, so same date): the new
+        one then serves every request in progress that the old one could serve."""
+        if key in self._flights:
+            return
+        flight = self._start_flight(key, at)
+
+        async def refresh() -> None:
+            try:
+                await self._fly(flight, key, query, True)
+            except Exception as exc:  # the next miss computes (and reports) it
+                log.info("headroom refresh failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -194,23 +335,58 @@ class HeadroomCache:
             return None
         answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
         memo = self._memo.get(answer_key)
-        if memo is None:
+        for _ in range(2):  # again once if the answer was replaced during the MGET
+            if memo is None:
+                return None
+            raw, token_keys, token_values, answer, computed_at, valid_until, fresh_until = memo
+            if computed_at > at or (valid_until is not None and at >= valid_until):
+                return None
+            if time.time() >= fresh_until:  # too old to vouch for after a Redis fault
+                return None
+            values = await self._read_now([answer_key, *token_keys])
+            if values is None:
+                return None
+            if values[0] == raw and values[1:] == token_values:
+                break
+            newer = self._memo.get(answer_key)
+            if newer is memo:
+                return None
+            memo = newer
+        else:
             return None
-        raw, token_keys, token_values, answer, computed_at, valid_until, fresh_until = memo
-        if computed_at > at or (valid_until is not None and at >= valid_until):
-            return None
-        if time.time() >= fresh_until:  # too old to vouch for after a Redis fault
-            return None
-        try:
-            values = await self.store.amget([answer_key, *token_keys])
-        except (redis.RedisError, OSError) as exc:
-            self._trip(exc)
-            return None
-        if values[0] != raw or values[1:] != token_values:
-            return None
+        if fresh_until - time.time() < REFRESH_AHEAD_S:
+            self._refresh_ahead(answer_key, (country, operator_id, consignee_id), computed_at)
         self.hits += 1
         metrics.CACHE_LOOKUPS.labels("hit").inc()
         return answer
+
+    async def _read_now(self, keys: list[str]) -> list[str | None] | None:
+        """The values of `keys` from one MGET sent after the caller arrived (None: it
+        failed). Callers asking for the same keys share it: one MGET per key list is
+        in flight at a time, and those who ask meanwhile join the next one."""
+        group = tuple(keys)
+        read = self._reads_next.get(group)
+        if read is not None:  # not sent yet: its answer is read after we arrived
+            await read.done.wait()
+            return read.values
+        read = self._reads_next[group] = _Read()
+        try:
+            sent = self._reads_sent.get(group)
+            if sent is not None:
+                await sent.done.wait()
+            del self._reads_next[group]  # whoever asks from here on joins the next one
+            self._reads_sent[group] = read
+            try:
+                read.values = await self.store.amget(keys)
+            except (redis.RedisError, OSError) as exc:
+                self._trip(exc)
+            finally:
+                del self._reads_sent[group]
+        finally:
+            if self._reads_next.get(group) is read:  # cancelled before it was sent
+                del self._reads_next[group]
+            read.done.set()
+        return read.values
 
     def _remember(self, answer_key: str, raw: str, doc: dict[str, Any]) -> None:
         if len(self._memo) > 10_000:
@@ -232,14 +408,24 @@ class HeadroomCache:
         self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
     ) -> dict[str, Any]:
         """The headroom answer at `at`: cached when provably current, else from the database."""
+        return self._compute(country, operator_id, consignee_id, at)[0]
+
+    def _compute(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime,
+        refresh: bool = False,
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """`headroom`, and the instant from which the answer may differ with no commit
+        (the earliest expiry of a hold it counted; None: none). `refresh`: a stored
+        answer about to age out is not used (it is what is being replaced)."""
         # Wall time before any token or database read: the answer's age counts from here.
         fresh_until = time.time() + ANSWER_TTL_S
         if not self._store_usable():
             metrics.CACHE_LOOKUPS.labels("bypass").inc()
-            return self.reader.headroom(country, operator_id, consignee_id, at)
+            return self._from_database(country, operator_id, consignee_id, at)
         answer_key = self._answer_key(country, operator_id, consignee_id, at.date())
         try:
-            cached = self._cached_answer(answer_key, at)
+            cached = self._cached_answer(answer_key, at,
+                                         REFRESH_AHEAD_S + MIN_STORE_S if refresh else 0.0)
             if cached is not None:
                 self.hits += 1
                 metrics.CACHE_LOOKUPS.labels("hit").inc()
@@ -248,7 +434,7 @@ class HeadroomCache:
         except redis.RedisError as exc:
             self._trip(exc)
             metrics.CACHE_LOOKUPS.labels("bypass").inc()
-            return self.reader.headroom(country, operator_id, consignee_id, at)
+            return self._from_database(country, operator_id, consignee_id, at)
         self.misses += 1
         metrics.CACHE_LOOKUPS.labels("miss").inc()
         plan = self.reader.headroom_plan(country, operator_id, consignee_id, at)
@@ -259,20 +445,33 @@ class HeadroomCache:
             tokens = {}
         states = self.reader.bucket_states(plan.buckets, plan.footprint_of, at)
         answer = self.reader.headroom_from(plan, states, at)
+        valid_until = _valid_until(states)
         if tokens:
-            self._store_answer(answer_key, answer, tokens, states, at, fresh_until)
-        return answer
+            self._store_answer(answer_key, answer, tokens, valid_until, at, fresh_until)
+        return answer, valid_until
 
-    def _cached_answer(self, answer_key: str, at: datetime) -> dict[str, Any] | None:
+    def _from_database(
+        self, country: str, operator_id: str | None, consignee_id: str | None, at: datetime
+    ) -> tuple[dict[str, Any], datetime | None]:
+        plan = self.reader.headroom_plan(country, operator_id, consignee_id, at)
+        states = self.reader.bucket_states(plan.buckets, plan.footprint_of, at)
+        return self.reader.headroom_from(plan, states, at), _valid_until(states)
+
+    def _cached_answer(
+        self, answer_key: str, at: datetime, min_age_left: float = 0.0
+    ) -> tuple[dict[str, Any], datetime | None] | None:
         raw = self.store.mget([answer_key])[0]
         if raw is None:
             return None
         doc = json.loads(raw)
-        if not isinstance(doc.get("fresh_until"), float) or time.time() >= doc["fresh_until"]:
+        if (not isinstance(doc.get("fresh_until"), float)
+                or time.time() + min_age_left >= doc["fresh_until"]):
             return None  # too old to vouch for after a Redis fault (or an older format)
         if datetime.fromisoformat(doc["computed_at"]) > at:
             return None
-        if doc["valid_until"] is not None and at >= datetime.fromisoformat(doc["valid_until"]):
+        valid_until = (datetime.fromisoformat(doc["valid_until"])
+                       if doc["valid_until"] is not None else None)
+        if valid_until is not None and at >= valid_until:
             return None  # a hold it counted has lapsed since
         keys = list(doc["tokens"])
         current = self.store.mget([self.prefix + k for k in keys])
@@ -280,25 +479,24 @@ class HeadroomCache:
             return None
         self._remember(answer_key, raw, doc)
         answer: dict[str, Any] = doc["answer"]
-        return answer
+        return answer, valid_until
 
     def _store_answer(
         self,
         answer_key: str,
         answer: dict[str, Any],
         tokens: dict[str, str],
-        states: dict[BucketKey, BucketState],
+        valid_until: datetime | None,
         at: datetime,
         fresh_until: float,
     ) -> None:
         remaining = fresh_until - time.time()
         if remaining < MIN_STORE_S:  # a slow computation: not worth storing
             return
-        expiries = [s.next_expiry for s in states.values() if s.next_expiry is not None]
         doc = {
             "computed_at": at.isoformat(),
             "fresh_until": fresh_until,
-            "valid_until": min(expiries).isoformat() if expiries else None,
+            "valid_until": valid_until.isoformat() if valid_until is not None else None,
             "tokens": tokens,
             "answer": answer,
         }
@@ -395,6 +593,12 @@ class HeadroomCache:
     def breaker_open(self) -> bool:
         """Whether reads bypass the store now (breaker open, or replacements pending)."""
         return time.monotonic() < self._breaker_until or bool(self._pending)
+
+
+def _valid_until(states: dict[BucketKey, BucketState]) -> datetime | None:
+    """The earliest expiry of an active hold among `states` (None: no active hold)."""
+    expiries = [s.next_expiry for s in states.values() if s.next_expiry is not None]
+    return min(expiries) if expiries else None
 
 
 def build_headroom_cache(

@@ -62,7 +62,8 @@ GROUP_COMMIT_SECONDS = Histogram(
 CACHE_LOOKUPS = Counter(
     "ledger_headroom_cache_lookups_total",
     "Headroom answers: hit (served from the cache), miss (computed and stored), "
-    "bypass (breaker open: read from the database).",
+    "bypass (breaker open: read from the database), shared (another request's "
+    "computation, started after this one arrived).",
     ["result"])
 CACHE_BREAKER_TRIPS = Counter(
     "ledger_headroom_cache_breaker_trips_total",
