@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ledger.books import fold, pairs
 from ledger.chain import GENESIS_HASH, ChainReport, ChainVerifier
 from ledger.store.models import Entry
-from ledger.verify_copy import WalkResult, copy_walk, copy_walk_usable
+from ledger.verify_copy import WalkResult, copy_walk, copy_walk_usable, verify_range
 
 ENTRY = Entry.__table__  # type: ignore[attr-defined]
 
@@ -72,14 +72,15 @@ def _rows_walk(engine: sa.Engine, lo: int, hi: int | None, verifier: ChainVerifi
     return WalkResult(first_seq, first_prev, verifier.expected_seq - 1, verifier.report())
 
 
-def _verify_range(url: str, lo: int, hi: int, fast: bool) -> WalkResult:
-    """One worker's walk of seq (lo, hi], trusting only the range's first prev_hash:
-    `verify_chain_parallel` checks that link when it stitches the ranges."""
+def _verify_range(url: str, lo: int, hi: int) -> WalkResult:
+    """One worker's walk of seq (lo, hi] through SQLAlchemy rows (SQLite), trusting only
+    the range's first prev_hash: `verify_chain_parallel` checks that link when it
+    stitches the ranges. On PostgreSQL the workers run `ledger.verify_copy.verify_range`."""
     from ledger.store.engine import create_ledger_engine
 
     engine = create_ledger_engine(url, pool_size=1)
     try:
-        return _walk(engine, lo, hi, None, fast=fast)
+        return _rows_walk(engine, lo, hi, None)
     finally:
         engine.dispose()
 
@@ -109,7 +110,7 @@ def verify_chain_parallel(
     cuts = [head * i // count for i in range(count + 1)]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        futures = {pool.submit(_verify_range, url, lo, hi, fast): hi - lo
+        futures = {pool.submit(verify_range if fast else _verify_range, url, lo, hi): hi - lo
                    for lo, hi in itertools.pairwise(cuts)}
         done = 0
         for future in as_completed(futures):

@@ -34,17 +34,16 @@ import re
 from binascii import hexlify
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from ledger.chain import ChainReport, ChainVerifier
-from ledger.store.models import Entry
 
-ENTRY = Entry.__table__  # type: ignore[attr-defined]
+if TYPE_CHECKING:  # workers import this module alone: SQLAlchemy only when a row needs it
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
 
 # The COPY column order: seq and the two hashes, the non-null fields in canonical
 # (sorted) order, then the nullable ones and draws last (their checks differ).
@@ -68,13 +67,15 @@ _UNPROVEN = re.compile(rb'[\x00-\x08\x0a-\x1f"\\]')
 # faster to learn over a whole line).
 _PROVEN_BYTES = bytes(b for b in range(256) if not _UNPROVEN.match(bytes([b])))
 _NULL = b"\\N"
-_DRAWS_CACHE_MAX = 100_000
 
 
 def pg_conninfo(url: str) -> str:
-    """A libpq connection string from a SQLAlchemy URL."""
-    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
+    """A libpq connection URI from a SQLAlchemy URL (`postgresql+psycopg://...`): the
+    same URI without the driver (no SQLAlchemy import: workers stay light)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError("not a PostgreSQL URL")
+    return "postgresql://" + rest
 
 
 # The usual shape of draws, [[kind, key, period, tpp], ...], decoded and type-checked in
@@ -124,7 +125,7 @@ def _time(text: bytes) -> bytes | None:
     return None
 
 
-def fast_canonical(fields: list[bytes], draws_cache: dict[bytes, bytes | None]) -> bytes | None:
+def fast_canonical(fields: list[bytes]) -> bytes | None:
     """canonical_bytes of one COPY line's fields (COPY_COLUMNS order, the line's
     newline stripped), or None when the row is not proven (see the module doc)."""
     if len(fields) != 20:
@@ -140,9 +141,7 @@ def fast_canonical(fields: list[bytes], draws_cache: dict[bytes, bytes | None]) 
     note_json = b"null" if note == _NULL else _json_text(note)
     eff = _time(effective)
     rec = _time(recorded)
-    draws_canonical = draws_cache.get(draws, False)
-    if draws_canonical is False:
-        draws_canonical = draws_json(draws)
+    draws_canonical = draws_json(draws)
     if None in strings or idem_json is None or note_json is None or eff is None \
             or rec is None or draws_canonical is None:
         return None
@@ -222,22 +221,24 @@ def copy_walk_usable(engine: sa.Engine) -> bool:
 
 
 def copy_walk(
-    engine: sa.Engine, lo: int, hi: int | None, verifier: ChainVerifier | None = None,
+    engine: sa.Engine | str, lo: int, hi: int | None, verifier: ChainVerifier | None = None,
     progress: Callable[[int], None] | None = None, batch: int = 5000,
 ) -> WalkResult:
     """Walks the entries with lo < seq <= hi (hi None: to the end) with `verifier`
     (default: one starting at the first entry's own prev_hash, i.e. trusting only that
     link, for a range checked alongside others and stitched after). `progress(seq)`:
     after every `batch` entries accepted and at the end, as `verify_chain` calls it.
-    Only for an engine where `copy_walk_usable` holds. Streams: constant memory."""
+    `engine`: an engine, or its URL (an engine is made only if a row needs the
+    reference). Only where `copy_walk_usable` holds. Streams: constant memory."""
     import psycopg
 
+    url = engine if isinstance(engine, str) else engine.url.render_as_string(
+        hide_password=False)
     where = f"seq > {int(lo)}" + ("" if hi is None else f" AND seq <= {int(hi)}")
     sql = (f"COPY (SELECT {', '.join(COPY_COLUMNS)} FROM entry "  # noqa: S608 (ints only)
            f"WHERE {where} ORDER BY seq) TO STDOUT")
     walk = _Walk(engine, lo, verifier, progress, batch)
-    conn = psycopg.connect(pg_conninfo(engine.url.render_as_string(hide_password=False)),
-                           autocommit=True)
+    conn = psycopg.connect(pg_conninfo(url), autocommit=True)
     try:
         conn.execute("SET datestyle TO 'ISO, YMD'")
         conn.execute("SET client_encoding TO 'UTF8'")
@@ -277,9 +278,10 @@ def _copy_lines(conn: Any, sql: str) -> Iterator[bytes]:
 
 
 class _Walk:
-    def __init__(self, engine: sa.Engine, lo: int, verifier: ChainVerifier | None,
+    def __init__(self, engine: sa.Engine | str, lo: int, verifier: ChainVerifier | None,
                  progress: Callable[[int], None] | None, batch: int) -> None:
         self.engine = engine
+        self.own_engine: sa.Engine | None = None
         self.lo = lo
         self.verifier = verifier
         self.progress = progress
@@ -289,13 +291,26 @@ class _Walk:
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+        if self.own_engine is not None:
+            self.own_engine.dispose()
 
     def _reference(self, verifier: ChainVerifier, seq: int) -> bool:
         """The reference verifier's word on the entry at `seq`, read as the plain walk
         reads it."""
+        import sqlalchemy as sa
+        from sqlalchemy.orm import Session
+
+        from ledger.store.models import Entry
+
         if self.session is None:
-            self.session = Session(self.engine)
-        row = self.session.execute(sa.select(ENTRY).where(ENTRY.c.seq == seq)).one()
+            engine = self.engine
+            if isinstance(engine, str):
+                from ledger.store.engine import create_ledger_engine
+
+                engine = self.own_engine = create_ledger_engine(engine, pool_size=1)
+            self.session = Session(engine)
+        entry = Entry.__table__  # type: ignore[attr-defined]
+        row = self.session.execute(sa.select(entry).where(entry.c.seq == seq)).one()
         return verifier.feed(row)
 
     def run(self, lines: Iterator[bytes]) -> WalkResult:
@@ -305,7 +320,6 @@ class _Walk:
         proven_bytes = _PROVEN_BYTES
         null = _NULL
         progress, batch = self.progress, self.batch
-        cache: dict[bytes, bytes | None] = {}
         verifier = self.verifier
         first_seq: int | None = None
         first_prev: str | None = None
@@ -318,7 +332,7 @@ class _Walk:
         count = 0  # entries accepted by this walk
         reported = expected - 1
         for line in lines:
-            fields = line[:-1].split(b"\t")
+            fields = line.split(b"\t")  # the last (draws) ends with the line's newline
             if first_seq is None:
                 first_seq, first_prev = int(fields[0]), fields[1].decode()
                 if verifier is None:  # a range: trust its first prev_hash, stitch after
@@ -339,15 +353,11 @@ class _Walk:
                 nj = b"null" if note == null else None if unproven(note) else b'"%s"' % note
                 if not (encoding == b"1" and ij is not None and nj is not None and eff
                         and rec and not line[:len(line) - len(idem) - len(note) - len(draws)
-                                             - 4].translate(None, proven_bytes)):
-                    body = fast_canonical(fields, cache)  # escapes, quotes: the long way
+                                             - 3].translate(None, proven_bytes)):
+                    # Escapes, quotes, odd times: field by field.
+                    body = fast_canonical(line[:-1].split(b"\t"))
                 else:
-                    dj = cache.get(draws, False)
-                    if dj is False:
-                        dj = draws_json(draws)
-                        if len(cache) >= _DRAWS_CACHE_MAX:
-                            cache.clear()
-                        cache[draws] = dj
+                    dj = draws_json(draws[:-1])
                     if dj is not None:
                         body = template % (
                             actor, consignee, country, dj, eff[:10], eff[11:], ij, kind,
@@ -388,11 +398,6 @@ class _Walk:
 
 def verify_range(url: str, lo: int, hi: int) -> WalkResult:
     """One worker's walk of seq (lo, hi], trusting only the range's first prev_hash
-    (`ledger.audit.verify_chain_parallel` checks the link when it stitches)."""
-    from ledger.store.engine import create_ledger_engine
-
-    engine = create_ledger_engine(url, pool_size=1)
-    try:
-        return copy_walk(engine, lo, hi)
-    finally:
-        engine.dispose()
+    (`ledger.audit.verify_chain_parallel` checks the link when it stitches). Imports
+    no more than this module needs: a worker starts in a fraction of a second."""
+    return copy_walk(url, lo, hi)

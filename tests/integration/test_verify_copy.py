@@ -100,7 +100,7 @@ def test_fast_bytes_are_canonical_bytes_for_odd_values(
         rows = db.execute(sa.select(ENTRY).order_by(ENTRY.c.seq)).all()
     unproven = []
     for line, row in zip(lines, rows, strict=True):
-        body = verify_copy.fast_canonical(line[:-1].split(b"\t"), {})
+        body = verify_copy.fast_canonical(line[:-1].split(b"\t"))
         if body is None:
             unproven.append(row.seq)
         else:
