@@ -316,8 +316,9 @@ class _Walk:
     def run(self, lines: Iterator[bytes]) -> WalkResult:
         sha256 = hashlib.sha256
         template = TEMPLATE
-        unproven = _UNPROVEN.search
-        proven_bytes = _PROVEN_BYTES
+        proven_or_quote = _PROVEN_BYTES + b'"'
+        rests = (b"\n", b"\\\n", b"\\\\\n")  # newline after 0, 1 or 2 NULLs' backslash
+        decode, dumps = _DRAWS4.decode, orjson.dumps
         null = _NULL
         progress, batch = self.progress, self.batch
         verifier = self.verifier
@@ -349,20 +350,27 @@ class _Walk:
                     eff = _time(eff) or b""
                 if len(rec) != 26:
                     rec = _time(rec) or b""
-                ij = b"null" if idem == null else None if unproven(idem) else b'"%s"' % idem
-                nj = b"null" if note == null else None if unproven(note) else b'"%s"' % note
-                if not (encoding == b"1" and ij is not None and nj is not None and eff
-                        and rec and not line[:len(line) - len(idem) - len(note) - len(draws)
-                                             - 3].translate(None, proven_bytes)):
-                    # Escapes, quotes, odd times: field by field.
-                    body = fast_canonical(line[:-1].split(b"\t"))
-                else:
-                    dj = draws_json(draws[:-1])
+                idem_null, note_null = idem == null, note == null
+                # One pass over the line: left after deleting the bytes a proven field
+                # may hold (and quotes, checked apart: draws has its own) must be the
+                # NULLs' backslashes and the newline; then no quote before draws.
+                if line.translate(None, proven_or_quote) == rests[idem_null + note_null] \
+                        and line.find(b'"', 0, len(line) - len(draws)) < 0 \
+                        and encoding == b"1" and eff and rec:
+                    dj: bytes | None
+                    try:
+                        dj = dumps(decode(draws))  # trailing newline: JSON whitespace
+                    except (msgspec.DecodeError, msgspec.ValidationError,
+                            orjson.JSONEncodeError):
+                        dj = draws_json(draws[:-1])
                     if dj is not None:
                         body = template % (
-                            actor, consignee, country, dj, eff[:10], eff[11:], ij, kind,
-                            line_no, nj, operator, path, rec[:10], rec[11:], reservation,
-                            rule_set, version, seq, tpp)
+                            actor, consignee, country, dj, eff[:10], eff[11:],
+                            b"null" if idem_null else b'"%s"' % idem, kind, line_no,
+                            b"null" if note_null else b'"%s"' % note, operator, path,
+                            rec[:10], rec[11:], reservation, rule_set, version, seq, tpp)
+                else:  # escapes, quotes: field by field
+                    body = fast_canonical(line[:-1].split(b"\t"))
                 if body is not None:
                     digest = sha256(head_raw + body).digest()
                     hexed = hexlify(digest)
