@@ -49,7 +49,8 @@ path never looks at it. Why an answer can be trusted when read back:
   remembered, and before its `fresh_until`, so it is exactly as current as
   the full check. Concurrent requests for the same keys share an MGET, but
   only one sent after they arrived: while one is in flight, newcomers wait
-  and then share the next (`_read_now`).
+  and then share the next (`_read_now`). An answer replaced meanwhile by a
+  newer one is checked once more, against the newer one, by a new MGET.
 - **One computation per answer key (single flight).** Answers age out together
   (every ANSWER_TTL_S), and each miss costs several queries; so in a process
   only one request computes a given key at a time (`answer`). A request that
@@ -59,15 +60,15 @@ path never looks at it. Why an answer can be trusted when read back:
   end and retries the hot path, whose MGET is made after the request arrived
   and so proves the stored answer current, or computes itself (single-flighted
   again). It takes a computation's result directly only if that computation
-  started after the request arrived (all its reads are later), at an instant
-  no later than the request's and with no counted hold lapsing before the
-  request's instant (`valid_until`): the answer the request would have
-  computed itself. A computation started for waiters runs at the earliest
-  instant among them, so each of them can take it; after a few rounds a
-  request computes alone. An answer the hot path serves within
-  REFRESH_AHEAD_S of its `fresh_until` is recomputed in the background (the
-  same single flight, stored like any answer), at the instant it was computed
-  at, so that requests rarely wait.
+  started after the request arrived (all its reads are later), for an instant
+  of the same date (same key) no later than the request's, and no hold it
+  counted lapses by the request's instant (`valid_until`): by the expiry
+  argument above, the answer the request would have computed itself. A
+  computation started for waiters runs at the earliest instant among them,
+  so each of them can take it; after a few rounds a request computes alone.
+  An answer the hot path serves within REFRESH_AHEAD_S of its `fresh_until`
+  is recomputed in the background (the same single flight, stored like any
+  answer), at the instant it was computed at, so that requests rarely wait.
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ class HeadroomCache:
         self._reads_next: dict[tuple[str, ...], _Read] = {}
         self._reads_sent: dict[tuple[str, ...], _Read] = {}
         self._background: set[asyncio.Task[None]] = set()  # refreshes running
+        self._hit_counter: Any = None
 
     # -- the request path --------------------------------------------------------------
 
@@ -357,7 +359,9 @@ class HeadroomCache:
         if fresh_until - time.time() < REFRESH_AHEAD_S:
             self._refresh_ahead(answer_key, (country, operator_id, consignee_id), computed_at)
         self.hits += 1
-        metrics.CACHE_LOOKUPS.labels("hit").inc()
+        if self._hit_counter is None:  # labels() takes a lock: once, in the serving process
+            self._hit_counter = metrics.CACHE_LOOKUPS.labels("hit")
+        self._hit_counter.inc()
         return answer
 
     async def _read_now(self, keys: list[str]) -> list[str | None] | None:
