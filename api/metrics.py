@@ -23,7 +23,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +63,8 @@ def request_id_of(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     rid = state.get("request_id")
     if rid is None:
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        # 128 random bits as 32 hex digits; os.urandom is a quarter of uuid4's cost.
+        rid = _incoming_request_id(scope) or os.urandom(16).hex()
         state["request_id"] = rid
     return str(rid)
 

@@ -11,7 +11,7 @@ handful of statements whatever its size.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +55,7 @@ from ledger.policy.types import (
 from ledger.reference import LineResolver
 from ledger.screening.screen import CONSIGNEE, OPERATOR, blocking_matches
 from ledger.screening.violations import screening_violation
+from ledger.store.arrays import among, dialect_of
 from ledger.store.txn import (
     ACTIVE_HOLD,
     BUCKET,
@@ -122,15 +123,17 @@ def load_reservations(session: Session, ids: Sequence[str]) -> dict[str, Reserva
     """Reads reservations with their lines and draws: three statements for any number."""
     if not ids:
         return {}
-    rows = session.execute(sa.select(RESERVATION).where(RESERVATION.c.id.in_(ids))).all()
+    dialect = dialect_of(session)
+    rows = session.execute(
+        sa.select(RESERVATION).where(among(dialect, RESERVATION.c.id, ids))).all()
     out = {r.id: ReservationState(dict(r._mapping), []) for r in rows}
     for r in session.execute(
-        sa.select(RES_LINE).where(RES_LINE.c.reservation_id.in_(ids)).order_by(
+        sa.select(RES_LINE).where(among(dialect, RES_LINE.c.reservation_id, ids)).order_by(
             RES_LINE.c.reservation_id, RES_LINE.c.line_no)
     ).all():
         out[r.reservation_id].lines.append(dict(r._mapping))
     for d in session.execute(
-        sa.select(LINE_DRAW).where(LINE_DRAW.c.reservation_id.in_(ids))
+        sa.select(LINE_DRAW).where(among(dialect, LINE_DRAW.c.reservation_id, ids))
     ).all():
         out[d.reservation_id].draws.append((d.line_no, d.bucket_id, d.tpp))
     return out
@@ -174,7 +177,8 @@ class Batch:
         for actor, actor_keys in keys_by_actor.items():
             for r in txn.session.execute(
                 sa.select(IDEMPOTENCY).where(
-                    IDEMPOTENCY.c.actor == actor, IDEMPOTENCY.c.key.in_(sorted(actor_keys)))
+                    IDEMPOTENCY.c.actor == actor,
+                    among(txn.dialect, IDEMPOTENCY.c.key, sorted(actor_keys)))
             ).all():
                 self.idempotency[(r.actor, r.key)] = dict(r._mapping)
         reserves = [c for c in commands if isinstance(c, ReserveCommand)]
@@ -291,7 +295,7 @@ class Batch:
         expires_at: datetime,
     ) -> ReservationView:
         txn, now = self.txn, self.txn.now
-        rid = "res_" + uuid.uuid4().hex
+        rid = "res_" + os.urandom(16).hex()  # 128 random bits, as uuid4().hex gave
         row = {"id": rid, "owner": cmd.actor, "status": HELD, "created_at": now,
                "expires_at": expires_at, "resolved_at": None, "reversed_at": None,
                "hold_seconds": cmd.hold_seconds, "rule_set": decision.rule_set,

@@ -207,7 +207,7 @@ class LedgerReader:
     ) -> dict[BucketKey, BucketState]:
         """Balances at `at` of these buckets (missing ones are absent = unused) and of every
         footprint bucket of `footprint_of`; holds past their time count for nothing."""
-        query = needed_buckets(keys, footprint_of)
+        query = needed_buckets(self.engine.dialect.name, keys, footprint_of)
         if query is None:
             return {}
         with Session(self.engine) as session:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ledger.countries import is_known_country
 from ledger.errors import InvalidInput
 from ledger.policy.types import ConsigneeInfo, LicenseInfo, LineRequest, OperatorInfo
+from ledger.store.arrays import among, dialect_of
 from ledger.store.models import Consignee, License, Operator
 from ledger.views import LineInput
 
@@ -281,7 +282,8 @@ class LineResolver:
         if not ids:
             return
         table: Any = model.__table__
-        rows = self._session.execute(sa.select(table).where(table.c.id.in_(sorted(ids)))).all()
+        rows = self._session.execute(sa.select(table).where(
+            among(dialect_of(self._session), table.c.id, sorted(ids)))).all()
         found: dict[str, Any] = {row.id: row for row in rows}
         for i in ids:
             self._cache[(model, i)] = found.get(i)

@@ -48,6 +48,7 @@ from ledger.reference import (
 )
 from ledger.screening.clearance import clear_match
 from ledger.screening.screen import screen_changed_party
+from ledger.store.arrays import dialect_of
 from ledger.store.engine import writer
 from ledger.store.models import Consignee, License, Operator
 from ledger.store.txn import (
@@ -217,7 +218,7 @@ class Ledger:
         with Session(self.snapshot_engine) as session:
             lines = LineResolver(session, self.rule_set.chip_tpp).resolve(cmd.lines)
             needs = policy.needs(self.rule_set, lines, now)
-            query = needed_buckets(needs.buckets, needs.footprint_of)
+            query = needed_buckets(dialect_of(session), needs.buckets, needs.footprint_of)
             rows = list(session.execute(query).all()) if query is not None else []
             balances = effective_balances(session, rows, now)
         return lines, policy.evaluate(self.rule_set, lines, now, balances)

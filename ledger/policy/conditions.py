@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
+from functools import cached_property
 
 from ledger.policy.catalog import Chip
 from ledger.policy.model import RuleSet
@@ -35,6 +36,10 @@ class Facts:
     def key(self) -> tuple[object, ...]:
         """Every fact a condition can test, hashable: the key of memoized answers
         (RuleSet.memo). A new field of the facts or of a party must be added here."""
+        return self._key
+
+    @cached_property
+    def _key(self) -> tuple[object, ...]:  # computed once per facts (they are frozen)
         op, cons = self.operator, self.consignee
         op_key = None if op is None else (
             op.id, op.hq_country, op.veu_type, op.veu_country, op.parent_country,

@@ -36,6 +36,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy.orm import Session
 
 from ledger.screening.normalise import normalise_address, normalise_name, normalise_person
+from ledger.store.arrays import among, dialect_of
 from ledger.store.models import (
     Consignee,
     Operator,
@@ -586,7 +587,7 @@ def blocking_matches(session: Session, parties: Collection[PartyRef], rule_set: 
     ids = sorted({p[1] for p in parties})
     query = (sa.select(MATCH.c.party_kind, MATCH.c.party_id, MATCH.c.entry_id,
                        MATCH.c.matched_on, MATCH.c.list_name)
-             .where(MATCH.c.party_id.in_(ids), ~_cleared())
+             .where(among(dialect_of(session), MATCH.c.party_id, ids), ~_cleared())
              .order_by(MATCH.c.party_id, MATCH.c.entry_id, MATCH.c.matched_on))
     if not affiliates_rule_in_force(rule_set, at):
         query = query.where(MATCH.c.matched_on != OWNERSHIP)

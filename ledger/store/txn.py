@@ -31,6 +31,7 @@ from ledger.errors import ChainBroken
 from ledger.heads import SIGNED_HEAD, HeadSigner, SignedHead
 from ledger.merkle import leaf_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
+from ledger.store.arrays import among, dialect_of, rows_among
 from ledger.store.bulk import Update, write_all
 from ledger.store.models import (
     ActiveHold,
@@ -71,7 +72,8 @@ def expired_hold_sums(session: Session, ids: Sequence[int], now: datetime) -> di
         return {}
     rows = session.execute(
         sa.select(ACTIVE_HOLD.c.bucket_id, sa.func.sum(ACTIVE_HOLD.c.tpp))
-        .where(ACTIVE_HOLD.c.bucket_id.in_(ids), ACTIVE_HOLD.c.expires_at <= now)
+        .where(among(dialect_of(session), ACTIVE_HOLD.c.bucket_id, ids),
+               ACTIVE_HOLD.c.expires_at <= now)
         .group_by(ACTIVE_HOLD.c.bucket_id)
     ).all()
     return {int(r[0]): int(r[1] or 0) for r in rows}
@@ -86,7 +88,7 @@ def effective_balances(
 
 
 def needed_buckets(
-    keys: Iterable[BucketKey], footprint_of: Iterable[str] = ()
+    dialect: str, keys: Iterable[BucketKey], footprint_of: Iterable[str] = ()
 ) -> sa.Select[Any] | None:
     """Bucket rows with these identities plus every footprint bucket of these operators,
     in the fixed lock order; None when nothing is asked for."""
@@ -94,13 +96,13 @@ def needed_buckets(
     keys = list(keys)
     if keys:
         conds.append(
-            sa.tuple_(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period).in_(
-                [(k.kind, k.key, k.period) for k in keys]
-            )
+            rows_among(dialect, (BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period),
+                       [(k.kind, k.key, k.period) for k in keys])
         )
     operators = sorted(set(footprint_of))
     if operators:
-        conds.append(sa.and_(BUCKET.c.kind == FOOTPRINT, BUCKET.c.operator_id.in_(operators)))
+        conds.append(sa.and_(BUCKET.c.kind == FOOTPRINT,
+                             among(dialect, BUCKET.c.operator_id, operators)))
     if not conds:
         return None
     return (
@@ -230,7 +232,7 @@ class WriteTxn:
         operators = set(footprint_of) - self._footprints_loaded
         missing = sorted(k for k in keys if k not in self.buckets)
         if missing or operators:
-            query = needed_buckets(missing, operators)
+            query = needed_buckets(self.dialect, missing, operators)
             assert query is not None
             self._load(self.session.execute(query.with_for_update()).all())
             self._footprints_loaded |= operators
@@ -239,7 +241,7 @@ class WriteTxn:
             absent = [k for k in missing if k not in self.buckets]
             if absent:
                 self._create_missing(absent)
-                query = needed_buckets(absent)
+                query = needed_buckets(self.dialect, absent)
                 assert query is not None
                 self._load(self.session.execute(query.with_for_update()).all())
         out = {k: self.buckets[k].balance() for k in keys}
@@ -257,7 +259,7 @@ class WriteTxn:
             self._load(
                 self.session.execute(
                     sa.select(BUCKET)
-                    .where(BUCKET.c.id.in_(missing))
+                    .where(among(self.dialect, BUCKET.c.id, missing))
                     .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
                     .with_for_update()
                 ).all()
