@@ -97,6 +97,7 @@ async def test_concurrent_misses_of_one_key_cost_one_computation(
     # Later requests: the hot path, no computation.
     assert await cache.answer(*QUERY, at) == answers[0]
     assert reader.plans == 1
+    assert not cache._flights and not cache._reads_next and not cache._reads_sent
 
 
 async def test_a_request_arriving_after_a_commit_never_takes_an_older_computation(
@@ -160,6 +161,7 @@ async def test_a_request_arriving_after_a_commit_never_shares_an_older_mget(
     assert store.amgets == 2  # the late ones shared one MGET, sent after they arrived
     assert reader.plans == 2  # ... which proved the answer stale: one computation
     assert cache.shared == 4  # started after they arrived: its answer is theirs
+    assert not cache._flights and not cache._reads_next and not cache._reads_sent
 
 
 async def test_an_answer_near_its_age_is_recomputed_in_the_background_once(
