@@ -6,24 +6,27 @@ range of entries is read with raw psycopg (`COPY (SELECT ...) TO STDOUT`, one li
 of tab-separated text per entry) and the canonical bytes of each entry are
 assembled from the line's fields with one byte template.
 
-The template is byte-identical to `ledger.chain.canonical_bytes` only for rows it
-can prove, so it is used only for those:
+The bytes equal those of `ledger.chain.canonical_bytes` only where that is
+evident, so the template is used only for rows it can prove:
 
-- every string field free of `"`, `\\` and control characters (then its JSON form
-  is the UTF-8 text between quotes; COPY text escapes, NULLs (`\\N`) and anything
-  else odd contain a backslash or a control character and are not proven);
-- NULL only in the two nullable fields (idempotency_key, note: JSON `null`);
+- string fields: free of `"`, `\\` and control characters, a field's JSON is its
+  UTF-8 text between quotes (the common case, checked over the whole line at once);
+  otherwise COPY's escapes are undone and the text encoded by orjson, as
+  canonical_bytes encodes it; an escape COPY never writes is not proven;
+- NULL (`\\N`) only in the two nullable fields (idempotency_key, note: JSON `null`);
 - times as PostgreSQL prints `timestamp` (DateStyle ISO, set for the walk):
   `YYYY-MM-DD HH:MM:SS[.f{1,6}]`, padded to microseconds, `T` ... `Z`;
 - encoding exactly `1`; integers as PostgreSQL prints them (as JSON prints them);
+  the column types are checked once (`copy_walk_usable`);
 - draws: a list of lists of str/int with an int TPP at index 3 (the checks of
-  `canonical_bytes`), compacted by orjson as `canonical_bytes` does.
+  `canonical_bytes`, stricter), without escapes, compacted by orjson as
+  `canonical_bytes` does.
 
 Every other row, and every row whose seq, prev_hash or hash does not check out, is
 read again through SQLAlchemy and given to the reference `ChainVerifier`, which
 decides it (and names the reason) exactly as the plain walk does; the fast walk
-resumes after it when the reference accepts it. So the fast path can only ever
-accept what the reference accepts, and every failure is named by the reference.
+resumes after it when the reference accepts it. So the fast path only ever accepts
+bytes the reference would hash, and every failure is named by the reference.
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ TEMPLATE = (b'{"actor":"%s","consignee_id":"%s","country":"%s","draws":%s,'
             b'"line_no":%s,"note":%s,"operator_id":"%s","path":"%s",'
             b'"recorded_at":"%sT%sZ","reservation_id":"%s","rule_set":"%s",'
             b'"rule_set_version":"%s","seq":%s,"tpp":%s}')
+TEMPLATE_QUOTED = TEMPLATE.replace(b'"%s"', b"%s")  # string fields given as JSON
 # What a proven string field never holds: JSON escapes it (quote, backslash, control
 # characters); COPY text writes every escape and NULL with a backslash. Tab is the
 # field separator here, so the search over several fields leaves it out.
-TEMPLATE_QUOTED = TEMPLATE.replace(b'"%s"', b"%s")  # string fields given as JSON
 _UNPROVEN = re.compile(rb'[\x00-\x08\x0a-\x1f"\\]')
 # The bytes a proven field may hold, for `bytes.translate(None, delete=...)`: what is
 # left after deleting them is empty exactly when _UNPROVEN finds nothing (and much
