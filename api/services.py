@@ -13,10 +13,11 @@ from api.throttle import Throttle
 from api.writes import LedgerWrites
 from ledger.bootstrap import open_ledger
 from ledger.clock import Clock
-from ledger.group_commit import GroupCommitter
+from ledger.group_commit import Committer, GroupCommitter
 from ledger.queries import LedgerReader
 from ledger.service import Ledger
 from ledger.settings import Settings
+from ledger.writer_process import RemoteCommitter
 
 
 @dataclass
@@ -46,6 +47,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                                     namespace=_namespace(settings.database_url))
     # The cache hears of every commit, whoever made it (API, jobs, CLI in this process).
     ledger.on_commit(headroom.buckets_changed)
+    committer: Committer
+    if settings.writer_socket:  # `ledger serve --writer-process`: writes in that process
+        remote = RemoteCommitter(settings.writer_socket)
+        remote.on_commit(headroom.buckets_changed)  # before each acknowledgement
+        committer = remote
+    else:
+        committer = GroupCommitter(ledger)
     principals = PrincipalCache()
     revocations = None
     if settings.redis_url:
@@ -55,7 +63,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings=settings,
         ledger=ledger,
         reader=reader,
-        writes=LedgerWrites(ledger, GroupCommitter(ledger)),
+        writes=LedgerWrites(ledger, committer),
         headroom=headroom,
         throttle=Throttle(settings.rate_limit_per_minute, settings.redis_url),
         principals=principals,

@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 
 from ledger.errors import InvariantBroken, LedgerError
-from ledger.group_commit import GroupCommitter
+from ledger.group_commit import Committer
 from ledger.reference import ConsigneeInput, LicenseInput, OperatorInput
 from ledger.service import Ledger, Result
 from ledger.views import (
@@ -31,7 +31,7 @@ from ledger.views import (
 
 
 class LedgerWrites:
-    def __init__(self, ledger: Ledger, committer: GroupCommitter) -> None:
+    def __init__(self, ledger: Ledger, committer: Committer) -> None:
         self.ledger = ledger
         self.committer = committer
 

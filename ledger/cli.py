@@ -38,23 +38,48 @@ def serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("LEDGER_JOBS_IN_SERVE", "true")
     get_settings.cache_clear()
     settings = get_settings()
+    use_writer = args.writer_process or settings.writer_process
+    if use_writer and not settings.database_url.startswith(("postgresql", "postgres")):
+        raise LedgerError("--writer-process (LEDGER_WRITER_PROCESS) is for PostgreSQL only; "
+                          "with SQLite the server writes in its own process: drop the flag")
     open_engine(settings, create=True).dispose()  # migrates an empty database before serving
     print(f"database: {shown_url(settings.database_url)}", file=sys.stderr, flush=True)
     # The group-commit writer thread is busy Python; a shorter GIL switch interval
     # keeps the event loop answering while it works (default 5 ms).
     sys.setswitchinterval(0.0005)
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        # Per-request access lines cost more than a headroom read; problems are
-        # still logged by the app, and `--access-log` turns them back on.
-        access_log=args.access_log,
-    )
+    supervisor = None
+    if use_writer:
+        from ledger.writer_process import SOCKET_ENV, WriterSupervisor
+
+        supervisor = WriterSupervisor()
+        supervisor.start()  # the workers connect to it; it is restarted if it dies
+        os.environ[SOCKET_ENV] = supervisor.socket_path
+        get_settings.cache_clear()
+        print(f"writer process: pid {supervisor.proc.pid if supervisor.proc else '?'}",
+              file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            # Per-request access lines cost more than a headroom read; problems are
+            # still logged by the app, and `--access-log` turns them back on.
+            access_log=args.access_log,
+        )
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
     return 0
+
+
+@command("writer")
+def writer(args: argparse.Namespace) -> int:
+    from ledger.writer_process import writer_main
+
+    return writer_main(args.socket, max_batch=args.max_batch, max_wait=args.max_wait)
 
 
 @command("migrate")
@@ -259,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="server processes (default 1; scale out with replicas instead)")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--writer-process", action="store_true",
+                   help="PostgreSQL: write through one separate writer process shared by "
+                   "the workers, out of their GIL (also LEDGER_WRITER_PROCESS=true)")
+
+    p = sub.add_parser("writer", help="the writer process `serve --writer-process` starts "
+                       "(PostgreSQL; group commit for commands sent over a Unix socket)")
+    p.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    p.add_argument("--max-batch", type=int, default=256, help="commands per transaction")
+    p.add_argument("--max-wait", type=float, default=0.002,
+                   help="seconds a small batch waits for more commands (default 0.002)")
 
     sub.add_parser("migrate", help="create the database if need be and apply migrations")
     p = sub.add_parser("verify", help="walk the hash chain; non-zero exit when broken")

@@ -17,6 +17,19 @@ class LedgerError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles whatever the subclass's __init__ takes (Conflict's code comes first):
+        # the writer process (ledger.writer_process) sends errors back as they are.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[LedgerError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> LedgerError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(LedgerError):
     """Malformed or unresolvable input: nothing was decided or written."""

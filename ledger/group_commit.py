@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ledger import metrics
 from ledger.errors import InvalidInput, LedgerError, Unavailable
@@ -50,6 +51,15 @@ class BatchStats:
         return self.commands / self.batches if self.batches else 0.0
 
 
+class Committer(Protocol):
+    """What the API writes through: this module's GroupCommitter (a thread of this
+    process) or ledger.writer_process.RemoteCommitter (the writer process)."""
+
+    def submit(self, command: Command) -> Future[Result]: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
+
+
 class GroupCommitter:
     def __init__(self, ledger: Ledger, max_batch: int = 256, max_wait: float = 0.002) -> None:
         self.ledger = ledger
@@ -66,8 +76,13 @@ class GroupCommitter:
         if self._closed:
             raise RuntimeError("group committer is closed")
         future: Future[Result] = Future()
-        self._queue.put(_Item(command, future))
+        self._enqueue(_Item(command, future))
         return future
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._closed:
+            raise RuntimeError("group committer is closed")
+        self._queue.put(item)
 
     def run(self, command: Command) -> Result:
         """Submits and waits; raises the command's LedgerError, returns its outcome."""
@@ -121,21 +136,24 @@ class GroupCommitter:
         for item in batch:
             metrics.GROUP_COMMIT_WAIT.observe(began - item.queued_at)
         try:
-            results = self.ledger.execute(commands)
+            results: list[Result] = self.ledger.execute(commands)
         except Unavailable as exc:
-            for item in batch:
-                _count_reservation(item.command, exc)
-                item.future.set_result(exc)
+            self._deliver(batch, [exc] * len(batch))
             return
         except Exception:
             log.exception("group commit batch of %d failed; retrying each alone", len(batch))
             results = [self._execute_alone(item.command) for item in batch]
         metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - began)
-        for item, result in zip(batch, results, strict=True):
-            _count_reservation(item.command, result)
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
+        self._deliver(batch, results)
+
+    def _deliver(self, batch: list[_Item], results: list[Result]) -> None:
+        """Answers each command of a batch whose transaction has committed (or failed).
+        The writer process (ledger.writer_process) answers over its socket instead."""
+        for item, result in zip(batch, results, strict=True):
+            count_reservation(item.command, result)
         for item, result in zip(batch, results, strict=True):
             item.future.set_result(result)
 
@@ -149,8 +167,10 @@ class GroupCommitter:
             return LedgerError(f"internal error: {type(exc).__name__}")
 
 
-def _count_reservation(command: Command, result: Result | LedgerError) -> None:
-    """Reservations by outcome and path, denials by constraint (ledger.metrics)."""
+def count_reservation(command: Command, result: Result | LedgerError) -> None:
+    """Reservations by outcome and path, denials by constraint (ledger.metrics). Counted
+    where the answer is delivered: this process, or the HTTP process of a RemoteCommitter
+    (ledger.writer_process), the one that serves /metrics."""
     if not isinstance(command, ReserveCommand):
         return
     if isinstance(result, ReserveOutcome):

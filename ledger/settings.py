@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     # Abuse throttle: requests per minute per API key (0 turns it off). Generous,
     # so benchmarks are not throttled; it protects, it never enforces quota.
     rate_limit_per_minute: int = 6000
+    # PostgreSQL only: `ledger serve` runs the group commit in one separate writer process
+    # (ledger.writer_process) instead of a thread of each HTTP process.
+    writer_process: bool = False
+    # Set by `ledger serve` for its HTTP workers: the writer process's Unix socket.
+    writer_socket: str | None = None
 
     # Scheduled jobs (jobs/). Whether the API process runs the scheduler in its
     # lifespan: `ledger serve` turns it on (embedded default) unless the environment
