@@ -32,6 +32,7 @@ from ledger.errors import (
     InvariantBroken,
     LedgerError,
     NotFound,
+    OutcomeUnknown,
     Unavailable,
 )
 from ledger.policy import PolicyInputError, UnknownCountryError
@@ -122,6 +123,9 @@ def _ledger_problem(exc: LedgerError) -> Response[ProblemOut]:
         return problem(503, "chain-broken", "Chain broken", f"{exc.detail}; nothing was "
                        "written, and writes are refused until an operator has checked the "
                        "database (see the README's operations section)", code=exc.code)
+    if isinstance(exc, OutcomeUnknown):
+        return problem(503, "unavailable", "Writer unavailable", exc.detail,
+                       headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})
     if isinstance(exc, Unavailable):
         return problem(503, "unavailable", "Database unavailable", "the database did not "
                        "answer; nothing was written, retry shortly",

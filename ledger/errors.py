@@ -65,6 +65,13 @@ class Unavailable(LedgerError):
     code = "unavailable"
 
 
+class OutcomeUnknown(Unavailable):
+    """The writer process went away with the command in flight: it may or may not have
+    been committed. Retrying with the same idempotency key answers it either way."""
+
+    code = "unavailable"
+
+
 class InvariantBroken(LedgerError):
     """A guard inside the transaction caught a decision that would break a cap.
 

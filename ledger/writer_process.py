@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import metrics
-from ledger.errors import LedgerError, Unavailable
+from ledger.errors import LedgerError, OutcomeUnknown, Unavailable
 from ledger.group_commit import BatchStats, GroupCommitter, _Item, count_reservation
 from ledger.policy.types import BucketKey
 from ledger.service import Ledger, Result
@@ -255,8 +255,9 @@ class _Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
         for command, future in pending.values():
-            error = Unavailable(f"{why}; the outcome is unknown, retry with the same "
-                                "idempotency key")
+            error = OutcomeUnknown(f"{why} with this command in flight; it may or may "
+                                   "not have been written: retry with the same "
+                                   "Idempotency-Key")
             count_reservation(command, error)
             future.set_result(error)
 
@@ -286,7 +287,8 @@ class RemoteCommitter:
         try:
             conn = self._connection()
         except OSError as exc:
-            error = Unavailable(f"the writer process is not reachable ({type(exc).__name__})")
+            error = Unavailable(f"the writer process is not reachable ({type(exc).__name__}); "
+                                "nothing was written, retry shortly")
             count_reservation(command, error)
             future.set_result(error)
             return future
@@ -296,8 +298,8 @@ class RemoteCommitter:
             else:
                 conn.pending[request_id] = (command, future)
         if conn is None:
-            error = Unavailable("the writer process went away; retry with the same "
-                                "idempotency key")
+            error = Unavailable("the writer process went away; nothing was written, "
+                                "retry shortly")
             count_reservation(command, error)
             future.set_result(error)
             return future

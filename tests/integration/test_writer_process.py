@@ -19,7 +19,14 @@ import pytest
 from ledger.audit import verify_chain
 from ledger.cli import main
 from ledger.clock import SystemClock
-from ledger.errors import Conflict, IdempotencyMismatch, InvalidInput, LedgerError, Unavailable
+from ledger.errors import (
+    Conflict,
+    IdempotencyMismatch,
+    InvalidInput,
+    LedgerError,
+    OutcomeUnknown,
+    Unavailable,
+)
 from ledger.policy.ruleset import load_rule_set
 from ledger.policy.types import BucketKey
 from ledger.service import Ledger, Result
@@ -174,7 +181,8 @@ def test_kill_9_loses_no_acknowledged_write(ledger: Ledger, pg_url: str, sock: s
                 if len(acknowledged) >= 50:
                     enough.set()
             elif isinstance(result, Unavailable):
-                unavailable.append(key)
+                if isinstance(result, OutcomeUnknown):  # in flight when the writer died
+                    unavailable.append(key)
                 return
             else:
                 raise AssertionError(f"unexpected {result!r}")
