@@ -139,3 +139,18 @@ def test_evaluate_writes_nothing(seeded: Api) -> None:
     assert {"line", "constraint", "key", "cap", "used", "requested", "rule", "reason"} == \
         set(denied["violations"][0])
     assert api.get("/v1/entries", role="auditor").json()["items"] == []
+
+
+def test_only_admins_and_vendors_reserve_and_the_role_is_answered_before_the_body(
+        seeded: Api) -> None:
+    api = seeded
+    for role in ("auditor", "operator"):
+        good = api.call("POST", "/v1/reservations", role,
+                        json={"lines": [line("AE", "ae-1")]}, headers={"Idempotency-Key": role})
+        assert good.status_code == 403 and good.json()["type"] == PROBLEMS + "forbidden"
+        bad = api.call("POST", "/v1/reservations", role, content=b"{not json",
+                       headers={"Idempotency-Key": "nj", "Content-Type": "application/json"})
+        assert bad.status_code == 403
+    assert api.call("POST", "/v1/reservations", None,
+                    json={"lines": [line("AE", "ae-1")]},
+                    headers={"Idempotency-Key": "anon"}).status_code == 401
