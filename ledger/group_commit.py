@@ -4,10 +4,12 @@ A durable commit costs an fsync, so a process that commits each request on
 its own is capped near the disk's commit rate. Here callers from any thread
 (or event loop) submit commands; one writer thread takes everything queued
 (up to `max_batch`), lingers at most `max_wait` seconds for more when the
-batch is small, and runs them through `Ledger.execute`: one transaction, each
-command in its own savepoint, decided and answered on its own. At low load a
-command waits at most `max_wait`; under load batches grow by themselves
-because requests pile up while the previous batch commits.
+batch is small and the previous batch had more than one command, and runs
+them through `Ledger.execute`: one transaction, each command checked
+completely before it changes anything, decided and answered on its own. A
+lone client never waits (its previous batch held only its own command); under
+load batches grow by themselves because requests pile up while the previous
+batch commits.
 
 Guarantees: a caller's future resolves only after the transaction holding
 its command committed (or with the error that stopped it); if the batch's
@@ -68,6 +70,7 @@ class GroupCommitter:
         self.stats = BatchStats()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._closed = False
+        self._linger = True  # False once a batch held a lone command (no company to wait for)
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -112,7 +115,9 @@ class GroupCommitter:
 
     def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
         batch = [first]
-        deadline = time.monotonic() + self.max_wait
+        # Linger for company only when the last batch had some: a lone client (the
+        # last batch held one command) would only wait max_wait for nobody.
+        deadline = time.monotonic() + (self.max_wait if self._linger else 0.0)
         while len(batch) < self.max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -127,6 +132,7 @@ class GroupCommitter:
             if item is None:
                 return batch, True
             batch.append(item)
+        self._linger = len(batch) > 1
         return batch, False
 
     def _execute(self, batch: list[_Item]) -> None:

@@ -107,3 +107,17 @@ def test_postgres_race_with_group_commit(pg_url: str, capsys) -> None:  # type: 
             f"largest={committer.stats.largest}"
         )
     engine.dispose()
+
+
+def test_a_lone_client_does_not_wait_for_company(ledger: Ledger) -> None:
+    _seed(ledger)
+    committer = GroupCommitter(ledger, max_wait=0.05)
+    try:
+        assert committer.submit(_cmd(1)).result(timeout=10).held  # type: ignore[union-attr]
+        # The last batch held one command: the next one is not held back for max_wait
+        # (an hour here; the 10 s timeout would fire long before it).
+        committer.max_wait = 3600
+        assert committer.submit(_cmd(2)).result(timeout=10).held  # type: ignore[union-attr]
+        assert committer.stats.batches == 2 and committer.stats.largest == 1
+    finally:
+        committer.close()
