@@ -9,8 +9,9 @@ anyway: one writer per database loses nothing.
 
 Protocol: frames of a 4-byte big-endian length and a pickle.
   client -> writer: (request id, command)
-  writer -> client: (changed bucket keys, batch size, [(request id, result), ...])
-                    once per batch, after its transaction committed
+  writer -> client: (changed bucket keys, batch size, batch began (time.monotonic, one
+                    clock for all processes on Linux), transaction seconds,
+                    [(request id, result), ...])  once per batch, after it committed
 Every connected client hears every batch's changed keys (with no results when
 none of its commands were in it), so each process's headroom cache drops what
 any worker changed. Pickle is safe here only because both ends are our own
@@ -122,13 +123,19 @@ class _SocketCommitter(GroupCommitter):
 
     def __init__(self, ledger: Ledger, **kwargs: Any) -> None:
         self._changed: set[BucketKey] = set()
+        self._began = 0.0
         self.peers: list[_Peer] = []
         self.peers_lock = threading.Lock()
         # Runs in the writer thread, inside execute: the keys of the batch being committed.
         ledger.on_commit(lambda keys: self._changed.update(keys))
         super().__init__(ledger, **kwargs)
 
+    def _execute(self, batch: list[_Item]) -> None:
+        self._began = time.monotonic()
+        super()._execute(batch)
+
     def _deliver(self, batch: list[_Item], results: list[Result]) -> None:
+        seconds = time.monotonic() - self._began
         changed, self._changed = self._changed, set()
         answers: dict[int, list[tuple[int, Result]]] = {}
         for item, result in zip(batch, results, strict=True):
@@ -140,7 +147,7 @@ class _SocketCommitter(GroupCommitter):
         for peer in peers:
             mine = answers.get(id(peer), [])
             if mine or changed:
-                peer.send((changed, len(batch), mine))
+                peer.send((changed, len(batch), self._began, seconds, mine))
 
     def serve_peer(self, peer: _Peer) -> None:
         """Reads one connection's commands into the queue until it closes."""
@@ -228,7 +235,7 @@ class _Connection:
     def __init__(self, sock: socket.socket,
                  deliver: Callable[[_Connection, Any], None]) -> None:
         self.sock = sock
-        self.pending: dict[int, tuple[Command, Future[Result]]] = {}
+        self.pending: dict[int, tuple[Command, Future[Result], float]] = {}
         self.lock = threading.Lock()
         self.alive = True
         self._deliver = deliver
@@ -254,7 +261,7 @@ class _Connection:
             pending, self.pending = self.pending, {}
         with contextlib.suppress(OSError):
             self.sock.close()
-        for command, future in pending.values():
+        for command, future, _ in pending.values():
             error = OutcomeUnknown(f"{why} with this command in flight; it may or may "
                                    "not have been written: retry with the same "
                                    "Idempotency-Key")
@@ -296,7 +303,7 @@ class RemoteCommitter:
             if not conn.alive:
                 conn = None  # type: ignore[assignment]
             else:
-                conn.pending[request_id] = (command, future)
+                conn.pending[request_id] = (command, future, time.monotonic())
         if conn is None:
             error = Unavailable("the writer process went away; nothing was written, "
                                 "retry shortly")
@@ -347,7 +354,7 @@ class RemoteCommitter:
 
     def _deliver(self, conn: _Connection, message: Any) -> None:
         """In the reader thread: cache first, then metrics, then the acknowledgements."""
-        changed, size, answers = message
+        changed, size, began, seconds, answers = message
         if changed:
             for listener in self._listeners:
                 try:
@@ -359,11 +366,14 @@ class RemoteCommitter:
         self.stats.batches += 1
         self.stats.commands += size
         self.stats.largest = max(self.stats.largest, size)
+        # The writer process has no /metrics: each HTTP process observes its batches.
         metrics.GROUP_COMMIT_BATCH.observe(size)
+        metrics.GROUP_COMMIT_SECONDS.observe(seconds)
         with conn.lock:
             resolved = [(conn.pending.pop(rid, None), result) for rid, result in answers]
         for entry, result in resolved:
             if entry is not None:
+                metrics.GROUP_COMMIT_WAIT.observe(max(0.0, began - entry[2]))
                 count_reservation(entry[0], result)
         for entry, result in resolved:
             if entry is not None:

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ledger.audit import verify_chain
 from ledger.cli import main
@@ -92,10 +93,17 @@ def _cmd(key: str, quantity: int = 1) -> ReserveCommand:
     return ReserveCommand("v", (line("SG", "sg-lab", quantity=quantity),), 86400, key)
 
 
+def _reservations_counted() -> float:
+    return sum(sample.value for metric in REGISTRY.collect()
+               if metric.name == "ledger_reservations"
+               for sample in metric.samples if sample.name == "ledger_reservations_total")
+
+
 def test_answers_like_in_thread(ledger: Ledger, pg_url: str, sock: str) -> None:
     writer = Writer(pg_url, sock)
     writer.start()
     client = RemoteCommitter(sock)
+    counted = _reservations_counted()
     try:
         held = client.submit(_cmd("k1", quantity=1000)).result(30)
         denied = client.submit(_cmd("k2", quantity=1000)).result(30)  # over LPP after k1
@@ -113,6 +121,8 @@ def test_answers_like_in_thread(ledger: Ledger, pg_url: str, sock: str) -> None:
         again = client.submit(CommitCommand("v", held.reservation.id)).result(30)
         assert getattr(released, "status", None) == "released"
         assert isinstance(again, Conflict) and again.code != "ledger_error"  # its own code
+        # Counted here, in the process that serves /metrics, not in the writer's.
+        assert _reservations_counted() - counted == 5
         # The API's own ledger sees what the writer process committed.
         assert ledger.get_reservation(held.reservation.id).status == "released"
         assert verify_chain(ledger.engine).ok
