@@ -234,7 +234,7 @@ class WriteTxn:
         if missing or operators:
             query = needed_buckets(self.dialect, missing, operators)
             assert query is not None
-            self._load(self.session.execute(query.with_for_update()).all())
+            self._load(self.session.execute(self._locking(query)).all())
             self._footprints_loaded |= operators
             # Buckets seen for the first time: create, then lock them too. (Most
             # batches find every bucket already there and skip this round trip.)
@@ -243,7 +243,7 @@ class WriteTxn:
                 self._create_missing(absent)
                 query = needed_buckets(self.dialect, absent)
                 assert query is not None
-                self._load(self.session.execute(query.with_for_update()).all())
+                self._load(self.session.execute(self._locking(query)).all())
         out = {k: self.buckets[k].balance() for k in keys}
         for operator_id in footprint_of:
             for key, state in self.buckets.items():
@@ -257,21 +257,31 @@ class WriteTxn:
         missing = sorted(ids - set(self.keys_by_id))
         if missing:
             self._load(
-                self.session.execute(
+                self.session.execute(self._locking(
                     sa.select(BUCKET)
                     .where(among(self.dialect, BUCKET.c.id, missing))
                     .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
-                    .with_for_update()
-                ).all()
+                )).all()
             )
         return {i: self.keys_by_id[i] for i in ids if i in self.keys_by_id}
 
+    def _locking(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """`query` over bucket rows, locking them, with each one's expired-hold TPP in the
+        same round trip. (Its snapshot is current: the chain lock, held already, is taken
+        before any bucket lock by every writer, so this statement never waits for one.)"""
+        expired = (
+            sa.select(sa.func.coalesce(sa.func.sum(ACTIVE_HOLD.c.tpp), 0))
+            .where(ACTIVE_HOLD.c.bucket_id == BUCKET.c.id, ACTIVE_HOLD.c.expires_at <= self.now)
+            .scalar_subquery()
+        )
+        return query.add_columns(expired.label("expired_tpp")).with_for_update(of=BUCKET)
+
     def _load(self, rows: Sequence[Any]) -> None:
-        fresh = [r for r in rows if r.id not in self.keys_by_id]
-        expired = expired_hold_sums(self.session, [r.id for r in fresh], self.now)
-        for r in fresh:
+        for r in rows:
+            if r.id in self.keys_by_id:
+                continue
             key = bucket_key_of(r)
-            self.buckets[key] = BucketState(r.id, r.committed, r.held, expired.get(r.id, 0))
+            self.buckets[key] = BucketState(r.id, r.committed, r.held, int(r.expired_tpp))
             self.keys_by_id[r.id] = key
 
     def _create_missing(self, keys: Sequence[BucketKey]) -> None:
