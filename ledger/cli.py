@@ -44,9 +44,9 @@ def serve(args: argparse.Namespace) -> int:
                           "with SQLite the server writes in its own process: drop the flag")
     open_engine(settings, create=True).dispose()  # migrates an empty database before serving
     print(f"database: {shown_url(settings.database_url)}", file=sys.stderr, flush=True)
-    # The group-commit writer thread is busy Python; a shorter GIL switch interval
-    # keeps the event loop answering while it works (default 5 ms).
-    sys.setswitchinterval(0.0005)
+    # The GIL switch interval stays at Python's 5 ms: a shorter one (0.5 ms, tried for
+    # the event loop's sake) lost throughput to switching between it and the group
+    # commit's writer thread in A/B runs (BENCHMARKS.md).
     supervisor = None
     if use_writer:
         from ledger.writer_process import SOCKET_ENV, WriterSupervisor
