@@ -72,7 +72,7 @@ from ledger.views import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-__all__ = ["DB_FAULTS", "Ledger", "ProjectionRepair", "Result"]
+__all__ = ["DB_FAULTS", "CommitListener", "Ledger", "ProjectionRepair", "Result", "notify_commit"]
 
 @dataclass(frozen=True)
 class ProjectionRepair:
@@ -86,6 +86,19 @@ class ProjectionRepair:
 # Errors that mean the database is unreachable or the transaction could not commit.
 # (Integrity and data errors are bugs or bad input, not unavailability.)
 DB_FAULTS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
+CommitListener = Callable[[set[BucketKey]], None]
+
+
+def notify_commit(listeners: Sequence[CommitListener], changed: set[BucketKey]) -> None:
+    """Tells each listener which buckets a commit changed. A failing listener never
+    undoes the commit (a cache is not the truth)."""
+    for listener in listeners:
+        try:
+            listener(changed)
+        except Exception:
+            log.exception("on_commit listener failed")
 
 
 class Ledger:
@@ -104,9 +117,9 @@ class Ledger:
         )
         self.rule_set = rule_set
         self.clock = clock or SystemClock()
-        self._listeners: list[Callable[[set[BucketKey]], None]] = []
+        self._listeners: list[CommitListener] = []
 
-    def on_commit(self, listener: Callable[[set[BucketKey]], None]) -> None:
+    def on_commit(self, listener: CommitListener) -> None:
         """Calls `listener(changed bucket keys)` after each write transaction commits
         (e.g. to refresh a headroom cache). A failing listener never undoes a commit."""
         self._listeners.append(listener)
@@ -356,11 +369,7 @@ class Ledger:
             self.heads.committed(txn.frontier, txn.head_hash, txn.signed)
         changed = txn.touched_keys()
         if changed:
-            for listener in self._listeners:
-                try:
-                    listener(changed)
-                except Exception:  # a cache is not the truth; the commit stands
-                    log.exception("on_commit listener failed")
+            notify_commit(self._listeners, changed)
         return result
 
     def _chain_broken(self, exc: ChainBroken) -> None:

@@ -53,14 +53,13 @@ from ledger import metrics
 from ledger.errors import LedgerError, OutcomeUnknown, Unavailable
 from ledger.group_commit import BatchStats, GroupCommitter, _Item, count_reservation
 from ledger.policy.types import BucketKey
-from ledger.service import Ledger, Result
+from ledger.service import CommitListener, Ledger, Result, notify_commit
 from ledger.views import Command
 
 log = logging.getLogger(__name__)
 
 SOCKET_ENV = "LEDGER_WRITER_SOCKET"
 _HEADER = struct.Struct(">I")
-Listener = Callable[[set[BucketKey]], None]
 
 
 # -- framing --------------------------------------------------------------------
@@ -276,13 +275,13 @@ class RemoteCommitter:
         self.socket_path = socket_path
         self.connect_timeout = connect_timeout
         self.stats = BatchStats()  # the batches this process had commands in
-        self._listeners: list[Listener] = []
+        self._listeners: list[CommitListener] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._conn: _Connection | None = None
         self._closed = False
 
-    def on_commit(self, listener: Listener) -> None:
+    def on_commit(self, listener: CommitListener) -> None:
         """Called with each batch's changed keys (any worker's) before its futures resolve."""
         self._listeners.append(listener)
 
@@ -317,12 +316,6 @@ class RemoteCommitter:
             conn.fail("lost the writer process while sending")
         return future
 
-    def run(self, command: Command) -> Result:
-        result = self.submit(command).result()
-        if isinstance(result, LedgerError):
-            raise result
-        return result
-
     def close(self, timeout: float = 10.0) -> None:
         self._closed = True
         conn = self._conn
@@ -356,11 +349,7 @@ class RemoteCommitter:
         """In the reader thread: cache first, then metrics, then the acknowledgements."""
         changed, size, began, seconds, answers = message
         if changed:
-            for listener in self._listeners:
-                try:
-                    listener(changed)
-                except Exception:  # a cache is not the truth; the commit stands
-                    log.exception("on_commit listener failed")
+            notify_commit(self._listeners, changed)
         if not answers:
             return
         self.stats.batches += 1
