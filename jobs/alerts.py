@@ -26,7 +26,7 @@ from ledger.policy.caps import bucket_cap
 from ledger.policy.types import FOOTPRINT
 from ledger.store.job_models import Alert, AlertDelivery
 from ledger.store.models import Bucket, License
-from ledger.store.txn import bucket_key_of, effective_balances
+from ledger.store.txn import bucket_key_of, effective_balances, with_expired
 
 THRESHOLDS = (80, 95)
 ALERT = Alert.__table__  # type: ignore[attr-defined]
@@ -46,11 +46,11 @@ def check_thresholds(ctx: JobContext) -> JobResult:
     # Read, in one snapshot and without the write lock: every capped bucket's use,
     # and which (bucket, threshold) has an open (uncleared) crossing.
     with Session(ctx.engine) as session:
-        rows = session.execute(
+        rows = session.execute(with_expired(
             sa.select(BUCKET).where(BUCKET.c.kind != FOOTPRINT)  # uncapped by definition
-            .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period)
+            .order_by(BUCKET.c.kind, BUCKET.c.key, BUCKET.c.period), now)
         ).all()
-        balances = effective_balances(session, rows, now)
+        balances = effective_balances(rows)
         licence_caps = {r.id: r.tpp for r in session.execute(
             sa.select(LICENSE_T.c.id, LICENSE_T.c.tpp))}
         open_now = _open_crossings(session)

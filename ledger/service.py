@@ -59,6 +59,7 @@ from ledger.store.txn import (
     WriteTxn,
     effective_balances,
     needed_buckets,
+    with_expired,
 )
 from ledger.views import (
     Command,
@@ -232,8 +233,9 @@ class Ledger:
             lines = LineResolver(session, self.rule_set.chip_tpp).resolve(cmd.lines)
             needs = policy.needs(self.rule_set, lines, now)
             query = needed_buckets(dialect_of(session), needs.buckets, needs.footprint_of)
-            rows = list(session.execute(query).all()) if query is not None else []
-            balances = effective_balances(session, rows, now)
+            rows = (list(session.execute(with_expired(query, now)).all())
+                    if query is not None else [])
+            balances = effective_balances(rows)
         return lines, policy.evaluate(self.rule_set, lines, now, balances)
 
     # -- reference data (PUT: create or replace) -----------------------------

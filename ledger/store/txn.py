@@ -31,7 +31,7 @@ from ledger.errors import ChainBroken
 from ledger.heads import SIGNED_HEAD, HeadSigner, SignedHead
 from ledger.merkle import leaf_hash
 from ledger.policy.types import FOOTPRINT, Balance, BucketKey
-from ledger.store.arrays import among, dialect_of, rows_among
+from ledger.store.arrays import among, rows_among
 from ledger.store.bulk import Update, write_all
 from ledger.store.models import (
     ActiveHold,
@@ -66,25 +66,20 @@ def draw_list(pairs: Iterable[tuple[BucketKey, int]]) -> list[list[Any]]:
     return sorted([b.kind, b.key, b.period, tpp] for b, tpp in pairs)
 
 
-def expired_hold_sums(session: Session, ids: Sequence[int], now: datetime) -> dict[int, int]:
-    """Per bucket id, TPP of holds already past their time but not yet expired by the job."""
-    if not ids:
-        return {}
-    rows = session.execute(
-        sa.select(ACTIVE_HOLD.c.bucket_id, sa.func.sum(ACTIVE_HOLD.c.tpp))
-        .where(among(dialect_of(session), ACTIVE_HOLD.c.bucket_id, ids),
-               ACTIVE_HOLD.c.expires_at <= now)
-        .group_by(ACTIVE_HOLD.c.bucket_id)
-    ).all()
-    return {int(r[0]): int(r[1] or 0) for r in rows}
+def with_expired(query: sa.Select[Any], now: datetime) -> sa.Select[Any]:
+    """`query` over bucket rows plus each row's `expired_tpp`: the TPP of its holds already
+    past their time at `now` but not yet expired by the job (they count for nothing)."""
+    expired = (
+        sa.select(sa.func.coalesce(sa.func.sum(ACTIVE_HOLD.c.tpp), 0))
+        .where(ACTIVE_HOLD.c.bucket_id == BUCKET.c.id, ACTIVE_HOLD.c.expires_at <= now)
+        .scalar_subquery()
+    )
+    return query.add_columns(expired.label("expired_tpp"))
 
 
-def effective_balances(
-    session: Session, rows: Sequence[Any], now: datetime
-) -> dict[BucketKey, Balance]:
-    """Balances of the given bucket rows, with holds past their time counting for nothing."""
-    expired = expired_hold_sums(session, [r.id for r in rows], now)
-    return {bucket_key_of(r): Balance(r.committed, r.held - expired.get(r.id, 0)) for r in rows}
+def effective_balances(rows: Sequence[Any]) -> dict[BucketKey, Balance]:
+    """Balances of bucket rows read `with_expired`: holds past their time count for nothing."""
+    return {bucket_key_of(r): Balance(r.committed, r.held - int(r.expired_tpp)) for r in rows}
 
 
 def needed_buckets(
@@ -269,12 +264,7 @@ class WriteTxn:
         """`query` over bucket rows, locking them, with each one's expired-hold TPP in the
         same round trip. (Its snapshot is current: the chain lock, held already, is taken
         before any bucket lock by every writer, so this statement never waits for one.)"""
-        expired = (
-            sa.select(sa.func.coalesce(sa.func.sum(ACTIVE_HOLD.c.tpp), 0))
-            .where(ACTIVE_HOLD.c.bucket_id == BUCKET.c.id, ACTIVE_HOLD.c.expires_at <= self.now)
-            .scalar_subquery()
-        )
-        return query.add_columns(expired.label("expired_tpp")).with_for_update(of=BUCKET)
+        return with_expired(query, self.now).with_for_update(of=BUCKET)
 
     def _load(self, rows: Sequence[Any]) -> None:
         for r in rows:
